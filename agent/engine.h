@@ -1,0 +1,97 @@
+/* The fault engine: parses fault specs through the registry, applies and
+ * reverts faults on an event loop, enforces their durations itself, and
+ * journals every lasting fault before touching the system. Used in-process by
+ * `chaos run` (the embedded default) and, later, by the chaos-agent daemon. */
+#ifndef CHAOS_ENGINE_H
+#define CHAOS_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "chaos_err.h"
+#include "fault.h"
+#include "loop.h"
+
+/* A validated, kind-specific fault description. */
+struct fault_spec {
+    const struct fault_ops *ops;
+    void *spec;
+    struct fault_info info;
+};
+
+/* Validates one fault's kind, target and params (see fault_ops.parse). On
+ * success *out is owned by the caller (fault_spec_free). Touches nothing. */
+int fault_spec_parse(const char *kind, const json_t *target, const json_t *params, const char *ctx,
+                     int64_t duration_ms, struct fault_spec **out, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+void fault_spec_free(struct fault_spec *fs);
+
+struct engine;
+struct engine_fault;
+
+enum fault_state {
+    FAULT_ACTIVE,    /* applied, not yet reverted */
+    FAULT_REVERTED,  /* reverted, or finished (one-off / repeated actions done) */
+    FAULT_FAILED,    /* apply or revert failed: see engine_fault_error() */
+};
+
+enum engine_event {
+    ENGINE_APPLIED,   /* apply succeeded */
+    ENGINE_STEPPED,   /* a repeated action ran again (detail says what) */
+    ENGINE_STEP_FAILED,
+    ENGINE_FINISHED,  /* a non-lasting fault did its last action */
+    ENGINE_REVERTED,  /* revert succeeded (by request or because the duration ended) */
+    ENGINE_FAILED,    /* revert failed: the system may still carry the fault */
+};
+
+/* Called from the loop for every event of a fault; detail is a line for people. */
+typedef void (*engine_event_cb)(struct engine_fault *f, enum engine_event ev, const char *detail,
+                                void *arg);
+
+/* Opens an engine that journals to journal_path (created, fsynced; its folder
+ * is created if missing). extra_protected lists PIDs no fault may touch on top
+ * of 1, this process and its parent (n may be 0). */
+int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_protected, size_t n,
+               struct engine **out, struct chaos_err *err) __attribute__((warn_unused_result));
+/* Frees the engine. Faults still active are NOT reverted (call
+ * engine_revert_all first); the journal file is removed only when no fault is
+ * left active, so a later recovery still finds them. */
+void engine_free(struct engine *e);
+
+/* Applies spec as fault `name`. duration_ms < 0 means none (a one-off action).
+ * A lasting fault is reverted by the engine itself when its duration ends.
+ * On failure nothing is left applied, *out is still set (state FAULT_FAILED)
+ * so the caller can report it, and the error is in err. */
+int engine_apply(struct engine *e, const char *name, const struct fault_spec *spec,
+                 int64_t duration_ms, engine_event_cb cb, void *arg, struct engine_fault **out,
+                 struct chaos_err *err) __attribute__((warn_unused_result));
+
+/* Reverts f now (no-op when it is not active). Repeated actions are stopped. */
+int engine_revert(struct engine *e, struct engine_fault *f, struct chaos_err *err);
+
+/* Reverts every active fault; returns the number that failed (their errors
+ * are reported through the event callback and engine_fault_error()). */
+int engine_revert_all(struct engine *e);
+
+/* Number of faults still active. */
+size_t engine_active_count(const struct engine *e);
+
+const char *engine_fault_name(const struct engine_fault *f);
+const char *engine_fault_id(const struct engine_fault *f);
+enum fault_state engine_fault_state(const struct engine_fault *f);
+/* The last error of f, or "" when none. */
+const char *engine_fault_error(const struct engine_fault *f);
+/* What the fault did, e.g. "paused 2 processes: 812 (demo-worker), 813 (demo-worker)". */
+void engine_fault_describe(const struct engine_fault *f, char *buf, size_t size);
+
+/* Crash recovery: reverts every fault that journals under dir say is still
+ * applied, for journals whose owner process is gone (or all of them when
+ * all is true). Each reverted fault is described by a line passed to log
+ * (may be NULL). Journals fully recovered are removed. Returns the number of
+ * faults that could not be reverted, or a negative errno when dir cannot be
+ * read. A missing dir is not an error. */
+int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, void *arg),
+                       void *arg, struct chaos_err *err);
+
+#endif

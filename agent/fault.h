@@ -1,0 +1,87 @@
+/* What every fault kind implements: one const struct fault_ops per kind
+ * (fault_process.c exports fault_process_ops, and so on); fault_registry.c
+ * lists them. Everything else in a kind's file is static. */
+#ifndef CHAOS_FAULT_H
+#define CHAOS_FAULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <jansson.h>
+#include "chaos_err.h"
+
+struct journal;
+
+/* Filled by parse(): how the engine must treat the fault. */
+struct fault_info {
+    /* true: the fault changes the system until reverted (pause), so it needs a
+     * duration and the engine schedules its revert; false: a one-off action
+     * (kill) that nothing can undo. */
+    bool lasting;
+    /* How long the fault is "active" when it has no duration of its own, e.g.
+     * every x count for a repeated kill; 0 for a one-shot action. */
+    int64_t natural_duration_ms;
+};
+
+#define FAULT_MAX_PROTECTED 8
+
+/* What the engine lends a fault kind while it applies, steps or reverts. */
+struct fault_env {
+    /* PIDs no fault may touch: 1, the engine's own process, its parent, its guard. */
+    pid_t protected_pids[FAULT_MAX_PROTECTED];
+    size_t n_protected;
+    struct journal *journal;
+    const char *fault_id;   /* unique id of this fault instance, e.g. "f1-pause-workers" */
+    const char *kind;
+    int64_t deadline_ms;    /* CLOCK_REALTIME ms when the engine will revert; 0 if not lasting */
+};
+
+/* Writes the undo record for env->fault_id to the journal and fsyncs it. A
+ * lasting fault must call this before it changes anything; undo must hold all
+ * that recover() needs after a crash. Steals nothing (undo stays the caller's).
+ * It may be called again to replace the record (e.g. more targets were hit). */
+int fault_journal_undo(const struct fault_env *env, const json_t *undo, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+
+/* Returns true if pid is one of env's protected PIDs. */
+bool fault_env_is_protected(const struct fault_env *env, pid_t pid);
+
+struct fault_ops {
+    const char *kind;
+
+    /* Validates the kind-specific "target" and "params" objects of one fault
+     * (either may be NULL when absent). ctx prefixes error messages, e.g.
+     * "faults[1] 'kill worker'"; errors then read "<ctx>: target.pick: ...".
+     * duration_ms is the fault's "duration", or -1 when it has none. Checks
+     * everything that can be checked without touching the system. On success
+     * sets *spec (freed with free_spec) and *info. */
+    int (*parse)(const json_t *target, const json_t *params, const char *ctx, int64_t duration_ms,
+                 void **spec, struct fault_info *info, struct chaos_err *err);
+    void (*free_spec)(void *spec);
+
+    /* Applies the fault. A lasting fault journals its undo record before it
+     * touches anything. On failure nothing is left applied. May set
+     * *next_step_ms (> 0, relative) to be stepped again later. */
+    int (*apply)(const struct fault_env *env, const void *spec, void **state,
+                 int64_t *next_step_ms, struct chaos_err *err);
+    /* Called when next_step_ms has passed (repeated actions). NULL if unused. */
+    int (*step)(const struct fault_env *env, void *state, int64_t *next_step_ms,
+                struct chaos_err *err);
+    /* Undoes apply. NULL for kinds that are never lasting. After success the
+     * engine journals the revert. Must succeed if the target has gone away. */
+    int (*revert)(const struct fault_env *env, void *state, struct chaos_err *err);
+    /* Undoes a journalled fault after a crash, from its undo record alone.
+     * Idempotent; must not touch anything that is no longer the same object
+     * (a recycled PID). NULL for kinds that are never lasting. */
+    int (*recover)(const json_t *undo, struct chaos_err *err);
+    /* One line for people, e.g. "paused 2 processes: 812 (worker), 813 (worker)". */
+    void (*describe)(const void *state, char *buf, size_t size);
+    void (*free_state)(void *state);
+};
+
+/* The registry: the ops of kind, or NULL when unknown. */
+const struct fault_ops *fault_ops_find(const char *kind);
+/* The kinds this build supports, comma-separated, for error messages. */
+const char *fault_kinds_list(void);
+
+#endif

@@ -1,0 +1,24 @@
+/* Durations are strings with a unit: "250ms", "2s", "1.5m", "1h", "1m30s".
+ * Inside the program every duration is an int64_t count of milliseconds. */
+#ifndef CHAOS_DURATION_H
+#define CHAOS_DURATION_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "chaos_err.h"
+
+/* The largest duration we accept anywhere: 7 days. Bounds what comes from outside. */
+#define DURATION_MAX_MS (7LL * 24 * 3600 * 1000)
+
+/* Parses s into *ms. Accepts one or more <number><unit> parts (units us, ms, s,
+ * m, h; a number may have a fraction) summed together, e.g. "1m30s". A value
+ * below one millisecond rounds up to 1 ms unless it is zero. Negative values,
+ * missing units, unknown units and values above DURATION_MAX_MS are errors;
+ * on error *ms is untouched and err says what is wrong with s. */
+int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+
+/* Formats ms the way a person writes it ("1m30s", "250ms", "0s") into buf. */
+void duration_format(int64_t ms, char *buf, size_t size);
+
+#endif

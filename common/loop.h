@@ -1,0 +1,43 @@
+/* One event loop per process: epoll for file descriptors, one timerfd armed to
+ * the earliest timer. Callbacks run on the loop's thread; nothing needs locks.
+ *
+ * Times are milliseconds on CLOCK_MONOTONIC (loop_now_ms()). */
+#ifndef CHAOS_LOOP_H
+#define CHAOS_LOOP_H
+
+#include <stdint.h>
+#include <sys/epoll.h>
+
+struct loop;
+
+typedef void (*loop_fd_cb)(struct loop *loop, int fd, uint32_t events, void *arg);
+typedef void (*loop_timer_cb)(struct loop *loop, void *arg);
+
+/* Monotonic clock in milliseconds. */
+int64_t loop_now_ms(void);
+/* Monotonic clock in microseconds (for latency measurements). */
+int64_t loop_now_us(void);
+
+/* Returns NULL with errno set on failure. */
+struct loop *loop_new(void);
+/* Frees the loop and its pending timers; does not close watched fds. NULL is fine. */
+void loop_free(struct loop *loop);
+
+/* Watches fd for events (EPOLLIN, EPOLLOUT...). One watch per fd. */
+int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+int loop_mod_fd(struct loop *loop, int fd, uint32_t events);
+/* Stops watching fd; safe to call from inside fd's own callback. */
+void loop_del_fd(struct loop *loop, int fd);
+
+/* Calls cb once at monotonic time at_ms (or at once when it has passed).
+ * Returns a timer id > 0, or 0 with errno set on allocation failure. */
+uint64_t loop_add_timer(struct loop *loop, int64_t at_ms, loop_timer_cb cb, void *arg);
+/* Cancels a timer that has not fired; unknown or fired ids are ignored. */
+void loop_cancel_timer(struct loop *loop, uint64_t id);
+
+/* Runs until loop_stop(). Returns 0, or a negative errno if epoll fails. */
+int loop_run(struct loop *loop);
+void loop_stop(struct loop *loop);
+
+#endif

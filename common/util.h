@@ -1,0 +1,52 @@
+/* Small helpers for ownership: cleanup attributes and steal_pointer(). */
+#ifndef CHAOS_UTIL_H
+#define CHAOS_UTIL_H
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <errno.h>
+#include <jansson.h>
+
+static inline void freep(void *p)
+{
+    free(*(void **)p);
+}
+
+static inline void closep(int *fd)
+{
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+
+static inline void json_decrefp(json_t **j)
+{
+    json_decref(*j);
+}
+
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+/* Hands ownership on: returns *pp and sets it to NULL so cleanup skips it. */
+static inline void *steal_ptr(void *pp)
+{
+    void **p = pp;
+    void *v = *p;
+    *p = NULL;
+    return v;
+}
+#define steal_pointer(pp) steal_ptr(pp)
+
+static inline int steal_fd(int *fd)
+{
+    int v = *fd;
+    *fd = -1;
+    return v;
+}
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
