@@ -1,1 +1,404 @@
-/* placeholder: being written */
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "journal.h"
+#include "util.h"
+
+struct engine_fault {
+    struct engine *engine;
+    struct engine_fault *next;
+    char *name;
+    char id[80];
+    const struct fault_spec *spec; /* borrowed: the scenario owns it */
+    void *state;
+    enum fault_state st;
+    struct fault_env env;
+    uint64_t revert_timer;
+    uint64_t step_timer;
+    engine_event_cb cb;
+    void *cb_arg;
+    bool revert_failed;
+    char error[sizeof(((struct chaos_err *)0)->msg)];
+};
+
+struct engine {
+    struct loop *loop;
+    struct journal *journal;
+    pid_t protected_pids[FAULT_MAX_PROTECTED];
+    size_t n_protected;
+    struct engine_fault *faults;
+    unsigned seq;
+};
+
+/* ---- fault specs and the helpers fault kinds use ---- */
+
+int fault_spec_parse(const char *kind, const json_t *target, const json_t *params, const char *ctx,
+                     int64_t duration_ms, struct fault_spec **out, struct chaos_err *err)
+{
+    const struct fault_ops *ops = fault_ops_find(kind);
+    if (!ops)
+        return chaos_err_set(err, EINVAL, "%s: kind: unknown fault kind '%s' (available: %s)", ctx,
+                             kind, fault_kinds_list());
+    struct fault_spec *fs = calloc(1, sizeof *fs);
+    if (!fs)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    fs->ops = ops;
+    int r = ops->parse(target, params, ctx, duration_ms, &fs->spec, &fs->info, err);
+    if (r < 0) {
+        free(fs);
+        return r;
+    }
+    *out = fs;
+    return 0;
+}
+
+void fault_spec_free(struct fault_spec *fs)
+{
+    if (!fs)
+        return;
+    if (fs->spec)
+        fs->ops->free_spec(fs->spec);
+    free(fs);
+}
+
+int fault_journal_undo(const struct fault_env *env, const json_t *undo, struct chaos_err *err)
+{
+    if (!env->journal)
+        return chaos_err_set(err, EINVAL, "no journal: refusing to apply a lasting fault");
+    return journal_record_apply(env->journal, env->fault_id, env->kind, undo, env->deadline_ms,
+                                err);
+}
+
+bool fault_env_is_protected(const struct fault_env *env, pid_t pid)
+{
+    for (size_t i = 0; i < env->n_protected; i++)
+        if (env->protected_pids[i] == pid)
+            return true;
+    return false;
+}
+
+/* ---- the engine ---- */
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_protected, size_t n,
+               struct engine **out, struct chaos_err *err)
+{
+    if (n + 3 > FAULT_MAX_PROTECTED)
+        return chaos_err_set(err, EINVAL, "too many protected pids");
+    struct engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    e->loop = loop;
+    e->protected_pids[e->n_protected++] = 1;
+    e->protected_pids[e->n_protected++] = getpid();
+    e->protected_pids[e->n_protected++] = getppid();
+    for (size_t i = 0; i < n; i++)
+        e->protected_pids[e->n_protected++] = extra_protected[i];
+    int r = journal_open(journal_path, &e->journal, err);
+    if (r < 0) {
+        free(e);
+        return r;
+    }
+    *out = e;
+    return 0;
+}
+
+static void fault_free(struct engine_fault *f)
+{
+    if (f->state && f->spec->ops->free_state)
+        f->spec->ops->free_state(f->state);
+    free(f->name);
+    free(f);
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    bool keep_journal = false;
+    for (struct engine_fault *f = e->faults, *next; f; f = next) {
+        next = f->next;
+        if (f->spec->info.lasting && (f->st == FAULT_ACTIVE || f->revert_failed))
+            keep_journal = true;
+        if (f->revert_timer)
+            loop_cancel_timer(e->loop, f->revert_timer);
+        if (f->step_timer)
+            loop_cancel_timer(e->loop, f->step_timer);
+        fault_free(f);
+    }
+    /* A fault still active (or whose revert failed: it stays active in the
+     * journal's eyes) keeps the journal for a later recovery. */
+    journal_close(e->journal, !keep_journal);
+    free(e);
+}
+
+static void emit(struct engine_fault *f, enum engine_event ev, const char *detail)
+{
+    if (f->cb)
+        f->cb(f, ev, detail, f->cb_arg);
+}
+
+static void on_revert_timer(struct loop *loop, void *arg)
+{
+    struct engine_fault *f = arg;
+    struct chaos_err err = {0};
+    f->revert_timer = 0;
+    /* Errors are recorded in f and reported through the event callback. */
+    (void)engine_revert(f->engine, f, &err);
+}
+
+static void on_step_timer(struct loop *loop, void *arg);
+
+static void schedule_step(struct engine_fault *f, int64_t next_step_ms)
+{
+    f->step_timer = 0;
+    if (next_step_ms > 0)
+        f->step_timer =
+            loop_add_timer(f->engine->loop, loop_now_ms() + next_step_ms, on_step_timer, f);
+}
+
+/* A non-lasting fault is done once it has no more steps to run. */
+static void finish_if_done(struct engine_fault *f)
+{
+    if (f->st == FAULT_ACTIVE && !f->spec->info.lasting && !f->step_timer) {
+        f->st = FAULT_REVERTED;
+        char d[512];
+        engine_fault_describe(f, d, sizeof d);
+        emit(f, ENGINE_FINISHED, d);
+    }
+}
+
+static void on_step_timer(struct loop *loop, void *arg)
+{
+    struct engine_fault *f = arg;
+    f->step_timer = 0;
+    if (f->st != FAULT_ACTIVE)
+        return;
+    int64_t next = 0;
+    struct chaos_err err = {0};
+    int r = f->spec->ops->step(&f->env, f->state, &next, &err);
+    schedule_step(f, next);
+    if (r < 0) {
+        snprintf(f->error, sizeof f->error, "%s", err.msg);
+        emit(f, ENGINE_STEP_FAILED, err.msg);
+    } else {
+        char d[512];
+        engine_fault_describe(f, d, sizeof d);
+        emit(f, ENGINE_STEPPED, d);
+    }
+    finish_if_done(f);
+}
+
+int engine_apply(struct engine *e, const char *name, const struct fault_spec *spec,
+                 int64_t duration_ms, engine_event_cb cb, void *arg, struct engine_fault **out,
+                 struct chaos_err *err)
+{
+    struct engine_fault *f = calloc(1, sizeof *f);
+    if (!f || !(f->name = strdup(name))) {
+        free(f);
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    }
+    f->engine = e;
+    f->spec = spec;
+    f->cb = cb;
+    f->cb_arg = arg;
+    f->st = FAULT_FAILED;
+    snprintf(f->id, sizeof f->id, "f%u-%d", ++e->seq, (int)getpid());
+    memcpy(f->env.protected_pids, e->protected_pids, sizeof e->protected_pids);
+    f->env.n_protected = e->n_protected;
+    f->env.journal = e->journal;
+    f->env.fault_id = f->id;
+    f->env.kind = spec->ops->kind;
+    f->env.deadline_ms = spec->info.lasting && duration_ms >= 0 ? unix_ms() + duration_ms : 0;
+    f->next = e->faults;
+    e->faults = f;
+    *out = f;
+
+    if (spec->info.lasting && duration_ms < 0)
+        return chaos_err_set(err, EINVAL, "fault '%s': a lasting fault needs a duration", name);
+
+    int64_t next = 0;
+    int r = spec->ops->apply(&f->env, spec->spec, &f->state, &next, err);
+    if (r < 0) {
+        snprintf(f->error, sizeof f->error, "%s", err->msg);
+        /* apply left nothing behind; close any undo record it journalled. */
+        struct chaos_err jerr = {0};
+        if (spec->info.lasting && journal_record_revert(e->journal, f->id, &jerr) < 0)
+            snprintf(f->error, sizeof f->error, "%s (and %s)", err->msg, jerr.msg);
+        return r;
+    }
+    f->st = FAULT_ACTIVE;
+    if (spec->info.lasting)
+        f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + duration_ms, on_revert_timer, f);
+    schedule_step(f, next);
+    char d[512];
+    engine_fault_describe(f, d, sizeof d);
+    emit(f, ENGINE_APPLIED, d);
+    finish_if_done(f);
+    return 0;
+}
+
+int engine_revert(struct engine *e, struct engine_fault *f, struct chaos_err *err)
+{
+    if (f->st != FAULT_ACTIVE)
+        return 0;
+    if (f->revert_timer) {
+        loop_cancel_timer(e->loop, f->revert_timer);
+        f->revert_timer = 0;
+    }
+    if (f->step_timer) {
+        loop_cancel_timer(e->loop, f->step_timer);
+        f->step_timer = 0;
+    }
+    if (f->spec->info.lasting && f->spec->ops->revert) {
+        int r = f->spec->ops->revert(&f->env, f->state, err);
+        if (r < 0) {
+            f->st = FAULT_FAILED;
+            f->revert_failed = true;
+            snprintf(f->error, sizeof f->error, "revert failed: %s", err->msg);
+            emit(f, ENGINE_FAILED, f->error);
+            return r;
+        }
+        struct chaos_err jerr = {0};
+        if (journal_record_revert(e->journal, f->id, &jerr) < 0)
+            snprintf(f->error, sizeof f->error, "reverted, but %s", jerr.msg);
+    }
+    f->st = FAULT_REVERTED;
+    char d[512];
+    engine_fault_describe(f, d, sizeof d);
+    emit(f, ENGINE_REVERTED, d);
+    return 0;
+}
+
+int engine_revert_all(struct engine *e)
+{
+    int failed = 0;
+    for (struct engine_fault *f = e->faults; f; f = f->next) {
+        struct chaos_err err = {0};
+        if (engine_revert(e, f, &err) < 0)
+            failed++;
+    }
+    return failed;
+}
+
+size_t engine_active_count(const struct engine *e)
+{
+    size_t n = 0;
+    for (const struct engine_fault *f = e->faults; f; f = f->next)
+        n += f->st == FAULT_ACTIVE;
+    return n;
+}
+
+const char *engine_fault_name(const struct engine_fault *f)
+{
+    return f->name;
+}
+
+const char *engine_fault_id(const struct engine_fault *f)
+{
+    return f->id;
+}
+
+enum fault_state engine_fault_state(const struct engine_fault *f)
+{
+    return f->st;
+}
+
+const char *engine_fault_error(const struct engine_fault *f)
+{
+    return f->error;
+}
+
+void engine_fault_describe(const struct engine_fault *f, char *buf, size_t size)
+{
+    if (f->state && f->spec->ops->describe)
+        f->spec->ops->describe(f->state, buf, size);
+    else
+        snprintf(buf, size, "%s fault '%s'", f->spec->ops->kind, f->name);
+}
+
+/* ---- crash recovery ---- */
+
+struct recover_ctx {
+    const char *path;
+    void (*log)(const char *line, void *arg);
+    void *arg;
+};
+
+static int recover_one(const char *id, const char *kind, const json_t *undo, void *arg)
+{
+    struct recover_ctx *rc = arg;
+    char line[1024];
+    const struct fault_ops *ops = fault_ops_find(kind);
+    struct chaos_err err = {0};
+    int r;
+    if (!ops || !ops->recover)
+        r = chaos_err_set(&err, ENOTSUP, "unknown fault kind '%s'", kind);
+    else
+        r = ops->recover(undo, &err);
+    if (r < 0)
+        snprintf(line, sizeof line, "%s: could not revert %s fault %s: %s", rc->path, kind, id,
+                 err.msg);
+    else
+        snprintf(line, sizeof line, "%s: reverted %s fault %s left by a crashed run", rc->path,
+                 kind, id);
+    if (rc->log)
+        rc->log(line, rc->arg);
+    return r < 0;
+}
+
+int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, void *arg),
+                       void *arg, struct chaos_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        return chaos_err_set(err, errno, "journal folder %s: %s", dir, strerror(errno));
+    }
+    int failures = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 7 || strcmp(de->d_name + len - 6, ".jsonl") != 0)
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
+            continue;
+        /* First pass only reads the owner: a journal of a live run is not ours. */
+        struct journal_owner owner;
+        struct recover_ctx rc = {.path = path, .log = log, .arg = arg};
+        struct chaos_err rerr = {0};
+        if (!all) {
+            size_t n;
+            int r = journal_read_pending(path, &owner, NULL, NULL, &n, &rerr);
+            if (r < 0 || journal_owner_alive(&owner))
+                continue;
+        }
+        int r = journal_read_pending(path, &owner, recover_one, &rc, NULL, &rerr);
+        if (r < 0) {
+            failures++;
+            if (log)
+                log(rerr.msg, arg);
+            continue;
+        }
+        failures += r;
+        if (r == 0)
+            (void)unlink(path);
+    }
+    closedir(d);
+    return failures;
+}

@@ -1,1 +1,242 @@
-/* placeholder: being written */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "util.h"
+
+struct journal {
+    int fd;
+    char *path;
+};
+
+int journal_proc_start_time(int pid, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -ESRCH;
+    buf[n] = '\0';
+    /* comm may hold spaces and parentheses: fields start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -EINVAL;
+    p++;
+    /* After ')' come fields 3.. separated by spaces; starttime is field 22. */
+    for (int field = 2; field < 22; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p)
+            return -EINVAL;
+    }
+    *start = strtoull(p + 1, NULL, 10);
+    return 0;
+}
+
+bool journal_owner_alive(const struct journal_owner *o)
+{
+    if (o->pid <= 0)
+        return false;
+    unsigned long long start;
+    if (journal_proc_start_time(o->pid, &start) < 0)
+        return false;
+    return start == o->start;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int mkdir_parents(const char *dir)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Writes one JSON line and makes it durable before returning. */
+static int append_line(struct journal *j, json_t *rec, struct chaos_err *err)
+{
+    _cleanup_free_ char *line = json_dumps(rec, JSON_COMPACT);
+    if (!line)
+        return chaos_err_set(err, ENOMEM, "journal: out of memory");
+    size_t len = strlen(line);
+    line[len] = '\n'; /* json_dumps leaves room: we overwrite the NUL and write len+1 */
+    const char *p = line;
+    size_t left = len + 1;
+    while (left) {
+        ssize_t w = write(j->fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return chaos_err_set(err, errno, "journal %s: write: %s", j->path, strerror(errno));
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(j->fd) < 0)
+        return chaos_err_set(err, errno, "journal %s: fsync: %s", j->path, strerror(errno));
+    return 0;
+}
+
+int journal_open(const char *path, struct journal **out, struct chaos_err *err)
+{
+    _cleanup_free_ char *dircopy = strdup(path);
+    if (!dircopy)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    const char *dir = dirname(dircopy);
+    int r = mkdir_parents(dir);
+    if (r < 0)
+        return chaos_err_set(err, -r, "journal folder %s: %s", dir, strerror(-r));
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return chaos_err_set(err, errno, "journal %s: %s", path, strerror(errno));
+    /* Make the new file's name durable too, not only its contents. */
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+        (void)fsync(dfd);
+
+    struct journal *j = calloc(1, sizeof *j);
+    char *pcopy = strdup(path);
+    if (!j || !pcopy) {
+        free(j);
+        free(pcopy);
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    }
+    j->fd = steal_fd(&fd);
+    j->path = pcopy;
+
+    unsigned long long start = 0;
+    (void)journal_proc_start_time(getpid(), &start);
+    _cleanup_json_ json_t *rec = json_pack("{s:s, s:i, s:I, s:I}", "op", "open", "pid",
+                                           (int)getpid(), "start", (json_int_t)start, "at",
+                                           (json_int_t)unix_ms());
+    if (!rec || (r = append_line(j, rec, err)) < 0) {
+        journal_close(j, true);
+        return rec ? r : chaos_err_set(err, ENOMEM, "out of memory");
+    }
+    *out = j;
+    return 0;
+}
+
+void journal_close(struct journal *j, bool remove_file)
+{
+    if (!j)
+        return;
+    close(j->fd);
+    if (remove_file)
+        (void)unlink(j->path);
+    free(j->path);
+    free(j);
+}
+
+const char *journal_path(const struct journal *j)
+{
+    return j->path;
+}
+
+int journal_record_apply(struct journal *j, const char *id, const char *kind, const json_t *undo,
+                         int64_t deadline_unix_ms, struct chaos_err *err)
+{
+    _cleanup_json_ json_t *rec =
+        json_pack("{s:s, s:s, s:s, s:O, s:I, s:I}", "op", "apply", "id", id, "kind", kind, "undo",
+                  undo, "deadline", (json_int_t)deadline_unix_ms, "at", (json_int_t)unix_ms());
+    if (!rec)
+        return chaos_err_set(err, ENOMEM, "journal: out of memory");
+    return append_line(j, rec, err);
+}
+
+int journal_record_revert(struct journal *j, const char *id, struct chaos_err *err)
+{
+    _cleanup_json_ json_t *rec = json_pack("{s:s, s:s, s:I}", "op", "revert", "id", id, "at",
+                                           (json_int_t)unix_ms());
+    if (!rec)
+        return chaos_err_set(err, ENOMEM, "journal: out of memory");
+    return append_line(j, rec, err);
+}
+
+int journal_read_pending(const char *path, struct journal_owner *owner, journal_pending_cb cb,
+                         void *arg, size_t *n_pending, struct chaos_err *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return chaos_err_set(err, errno, "journal %s: %s", path, strerror(errno));
+    if (owner)
+        *owner = (struct journal_owner){0};
+    /* id -> apply record, in order of first apply; reverts delete the entry. */
+    _cleanup_json_ json_t *pending = json_object();
+    _cleanup_json_ json_t *order = json_array();
+    if (!pending || !order) {
+        fclose(f);
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n')
+            break; /* torn final write: the fault it described was never applied */
+        json_t *rec = json_loads(line, 0, NULL);
+        if (!rec)
+            continue;
+        const char *op = json_string_value(json_object_get(rec, "op"));
+        const char *id = json_string_value(json_object_get(rec, "id"));
+        if (op && strcmp(op, "open") == 0 && owner) {
+            owner->pid = (int)json_integer_value(json_object_get(rec, "pid"));
+            owner->start = (unsigned long long)json_integer_value(json_object_get(rec, "start"));
+        } else if (op && id && strcmp(op, "apply") == 0) {
+            if (!json_object_get(pending, id))
+                json_array_append_new(order, json_string(id));
+            json_object_set(pending, id, rec);
+        } else if (op && id && strcmp(op, "revert") == 0) {
+            json_object_del(pending, id);
+        }
+        json_decref(rec);
+    }
+    free(line);
+    fclose(f);
+
+    int failures = 0;
+    size_t n = 0, i;
+    json_t *idv;
+    json_array_foreach(order, i, idv) {
+        json_t *rec = json_object_get(pending, json_string_value(idv));
+        if (!rec)
+            continue;
+        n++;
+        if (!cb)
+            continue;
+        const char *kind = json_string_value(json_object_get(rec, "kind"));
+        if (cb(json_string_value(idv), kind ? kind : "", json_object_get(rec, "undo"), arg) != 0)
+            failures++;
+    }
+    if (n_pending)
+        *n_pending = n;
+    return failures;
+}

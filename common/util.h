@@ -21,13 +21,9 @@ static inline void closep(int *fd)
     }
 }
 
-static inline void json_decrefp(json_t **j)
-{
-    json_decref(*j);
-}
-
 #define _cleanup_free_ __attribute__((cleanup(freep)))
 #define _cleanup_close_ __attribute__((cleanup(closep)))
+/* json_decrefp() comes with jansson (>= 2.9). */
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 
 /* Hands ownership on: returns *pp and sets it to NULL so cleanup skips it. */
