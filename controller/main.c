@@ -1,1 +1,262 @@
-int main(void) { return 0; }
+/* chaos: the command-line front end. `chaos run` executes a scenario with the
+ * embedded engine; `chaos validate` checks files; `chaos recover` reverts what
+ * a crashed run left behind. Exit codes: 0 all held, 1 a check failed,
+ * 2 invalid input or usage, 3 aborted or a fault could not be applied/reverted. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "engine.h"
+#include "report.h"
+#include "runner.h"
+#include "scenario.h"
+
+#define EXIT_HELD 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_ABORTED 3
+
+static const char usage_text[] =
+    "Usage: chaos COMMAND [OPTIONS]\n"
+    "\n"
+    "Inject faults, watch the system, and say whether it held.\n"
+    "\n"
+    "Commands:\n"
+    "  run FILE [OPTIONS]    run a scenario on this machine (embedded engine)\n"
+    "      --report-json F   write the JSON report (timeline, faults, samples) to F\n"
+    "      --junit F         write a JUnit XML report to F (one testcase per check)\n"
+    "      --dry-run         print the plan and exit; touches nothing\n"
+    "      --state-dir D     where fault journals live (default $CHAOS_STATE_DIR\n"
+    "                        or /var/lib/chaos)\n"
+    "      --no-progress     plain event lines even on a terminal\n"
+    "  validate FILE...      check scenario files; touches nothing\n"
+    "  recover [--state-dir D] [--all]\n"
+    "                        revert faults left by runs that died (SIGKILL, crash);\n"
+    "                        --all also takes journals whose owner still runs\n"
+    "  help                  this text\n"
+    "  version               the version\n"
+    "\n"
+    "Exit codes: 0 every check held; 1 a check or the steady state failed;\n"
+    "2 invalid input or usage; 3 the run was aborted or a fault could not be\n"
+    "applied or reverted.\n"
+    "\n"
+    "Examples:\n"
+    "  chaos validate scenarios/*.json\n"
+    "  chaos run scenarios/demo-retries-hold.json --junit out.xml\n"
+    "\n"
+    "Docs: docs/cli.md, docs/scenario-format.md, docs/faults/process.md\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("chaos: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("; try 'chaos --help'\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* A report path must be writable before anything is touched: finding out
+ * after a ten-minute run would lose the verdict. */
+static int check_writable(const char *flag, const char *path)
+{
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    const char *dir = dirname(copy);
+    if (access(dir, W_OK) < 0) {
+        fprintf(stderr, "chaos: %s %s: folder %s is not writable: %s\n", flag, path, dir,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("validate needs at least one FILE%s", "");
+    int rc = EXIT_HELD;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1]) {
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                fputs(usage_text, stdout);
+                return EXIT_HELD;
+            }
+            return usage_error("validate: unknown option '%s'", argv[i]);
+        }
+        struct scenario *s = NULL;
+        struct chaos_err err = {0};
+        if (scenario_load(argv[i], &s, &err) < 0) {
+            fprintf(stderr, "chaos: %s\n", err.msg);
+            rc = EXIT_USAGE;
+            continue;
+        }
+        printf("%s: ok (%zu fault%s, %zu check%s)\n", argv[i], s->n_faults,
+               s->n_faults == 1 ? "" : "s", s->n_steady + s->n_expect + s->n_abort,
+               s->n_steady + s->n_expect + s->n_abort == 1 ? "" : "s");
+        scenario_free(s);
+    }
+    return rc;
+}
+
+static void print_recovery(const char *line, void *arg)
+{
+    (void)arg;
+    printf("%s\n", line);
+}
+
+static int cmd_recover(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 's'},
+        {"all", no_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *state_dir = runner_default_state_dir();
+    bool all = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': state_dir = optarg; break;
+        case 'a': all = true; break;
+        case 'h': fputs(usage_text, stdout); return EXIT_HELD;
+        default: return usage_error("recover: bad option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("recover: unexpected argument '%s'", argv[optind]);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/journal", state_dir);
+    struct chaos_err err = {0};
+    int failed = engine_recover_dir(dir, all, print_recovery, NULL, &err);
+    if (failed < 0) {
+        fprintf(stderr, "chaos: recover: %s\n", err.msg);
+        return EXIT_ABORTED;
+    }
+    if (failed) {
+        fprintf(stderr, "chaos: recover: %d fault%s could not be reverted (see above)\n", failed,
+                failed == 1 ? "" : "s");
+        return EXIT_ABORTED;
+    }
+    return EXIT_HELD;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"report-json", required_argument, NULL, 'j'},
+        {"junit", required_argument, NULL, 'u'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"no-progress", no_argument, NULL, 'p'},
+        {"inventory", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *json_path = NULL, *junit_path = NULL, *state_dir = runner_default_state_dir();
+    bool dry_run = false, progress = true;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json_path = optarg; break;
+        case 'u': junit_path = optarg; break;
+        case 'n': dry_run = true; break;
+        case 's': state_dir = optarg; break;
+        case 'p': progress = false; break;
+        case 'i':
+            return usage_error("run: --inventory %s: remote agents are not supported by this "
+                               "version yet; faults run on this machine", optarg);
+        case 'h': fputs(usage_text, stdout); return EXIT_HELD;
+        case ':': return usage_error("run: option '%s' needs a value", argv[optind - 1]);
+        default: return usage_error("run: unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("run needs a scenario FILE%s", "");
+    if (optind + 1 < argc)
+        return usage_error("run takes one scenario FILE; unexpected '%s'", argv[optind + 1]);
+    const char *file = argv[optind];
+
+    if ((json_path && check_writable("--report-json", json_path) < 0) ||
+        (junit_path && check_writable("--junit", junit_path) < 0))
+        return EXIT_USAGE;
+
+    struct scenario *s = NULL;
+    struct chaos_err err = {0};
+    if (scenario_load(file, &s, &err) < 0) {
+        fprintf(stderr, "chaos: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (dry_run) {
+        runner_print_plan(s, stdout);
+        scenario_free(s);
+        return EXIT_HELD;
+    }
+
+    const char *term = getenv("TERM");
+    struct run_options opt = {
+        .state_dir = state_dir,
+        .out = stdout,
+        .live = progress && isatty(STDOUT_FILENO) && term && strcmp(term, "dumb") != 0,
+    };
+    struct run_result *res = NULL;
+    if (runner_run(s, &opt, &res, &err) < 0) {
+        fprintf(stderr, "chaos: run could not start: %s\n", err.msg);
+        scenario_free(s);
+        return EXIT_ABORTED;
+    }
+    report_print_verdict(s, res, stdout);
+    int rc = res->exit_code;
+    if (json_path) {
+        if (report_write_json(s, res, json_path, &err) < 0) {
+            fprintf(stderr, "chaos: --report-json: %s\n", err.msg);
+            rc = rc ? rc : EXIT_ABORTED;
+        } else {
+            printf("JSON report: %s\n", json_path);
+        }
+    }
+    if (junit_path) {
+        if (report_write_junit(s, res, junit_path, &err) < 0) {
+            fprintf(stderr, "chaos: --junit: %s\n", err.msg);
+            rc = rc ? rc : EXIT_ABORTED;
+        } else {
+            printf("JUnit report: %s\n", junit_path);
+        }
+    }
+    run_result_free(res);
+    scenario_free(s);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* Output goes to CI logs and pipes as it happens. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc < 2)
+        return usage_error("no command given%s", "");
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "validate"))
+        return cmd_validate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "recover"))
+        return cmd_recover(argc - 1, argv + 1);
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        fputs(usage_text, stdout);
+        return EXIT_HELD;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("chaos %s\n", CHAOS_VERSION);
+        return EXIT_HELD;
+    }
+    if (!strcmp(cmd, "controller") || !strcmp(cmd, "status") || !strcmp(cmd, "abort") ||
+        !strcmp(cmd, "history"))
+        return usage_error("'%s' needs the controller daemon, which this version does not have "
+                           "yet", cmd);
+    return usage_error("unknown command '%s'", cmd);
+}

@@ -1,1 +1,310 @@
-/* placeholder: being written */
+#include "report.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "check.h"
+#include "duration.h"
+#include "probe.h"
+#include "util.h"
+
+static const char *section_name(enum check_section s)
+{
+    switch (s) {
+    case SECTION_STEADY: return "steady_state";
+    case SECTION_EXPECT: return "expect";
+    case SECTION_ABORT: return "abort_when";
+    }
+    return "?";
+}
+
+static const char *phase_name(enum run_phase p)
+{
+    switch (p) {
+    case PHASE_BEFORE: return "before";
+    case PHASE_FAULTS: return "faults";
+    case PHASE_AFTER: return "after";
+    }
+    return "?";
+}
+
+static const char *fault_outcome(const struct fault_record *f)
+{
+    if (f->revert_failed)
+        return "revert_failed";
+    if (f->apply_failed)
+        return "apply_failed";
+    if (f->applied_ms < 0)
+        return "not_reached";
+    if (f->ended_ms < 0)
+        return "active"; /* cannot happen after a run: every fault is reverted */
+    return f->fault->duration_ms >= 0 ? "reverted" : "finished";
+}
+
+void report_print_verdict(const struct scenario *s, const struct run_result *r, FILE *out)
+{
+    char d[32];
+    duration_format(r->duration_ms, d, sizeof d);
+    fprintf(out, "\n%s  (scenario '%s', %s)\n", r->verdict, s->name, d);
+    for (size_t i = 0; i < r->n_checks; i++) {
+        const struct check_run *cr = &r->checks[i];
+        if (cr->check->section == SECTION_ABORT && cr->res.verdict == CHECK_PASSED)
+            continue; /* an abort condition that never triggered is not news */
+        const char *mark = cr->res.verdict == CHECK_PASSED   ? "ok  "
+                           : cr->res.verdict == CHECK_FAILED ? "FAIL"
+                                                             : "skip";
+        const char *what = cr->check->section == SECTION_STEADY ? "steady state"
+                           : cr->check->section == SECTION_EXPECT ? "expect"
+                                                                  : "abort_when";
+        fprintf(out, "  %s %s '%s': %s\n", mark, what, cr->check->name, cr->res.reason);
+    }
+    for (size_t i = 0; i < r->n_faults; i++) {
+        const struct fault_record *f = &r->faults[i];
+        fprintf(out, "  fault '%s' %s", f->fault->name, fault_outcome(f));
+        if (f->description[0])
+            fprintf(out, ": %s", f->description);
+        if (f->error[0])
+            fprintf(out, " (%s)", f->error);
+        fputc('\n', out);
+    }
+}
+
+static json_t *ms_or_null(int64_t ms)
+{
+    return ms >= 0 ? json_integer(ms) : json_null();
+}
+
+static void iso8601(int64_t unix_ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_t *report_json(const struct scenario *s, const struct run_result *r)
+{
+    char started[32];
+    iso8601(r->started_unix_ms, started, sizeof started);
+    json_t *faults = json_array(), *checks = json_array();
+    for (size_t i = 0; i < r->n_faults; i++) {
+        const struct fault_record *f = &r->faults[i];
+        json_array_append_new(
+            faults, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:O}", "name",
+                              f->fault->name, "kind", f->fault->kind, "at_ms",
+                              (json_int_t)f->fault->at_ms, "duration_ms",
+                              ms_or_null(f->fault->duration_ms), "planned_ms",
+                              ms_or_null(f->planned_ms), "applied_ms", ms_or_null(f->applied_ms),
+                              "ended_ms", ms_or_null(f->ended_ms), "outcome", fault_outcome(f),
+                              "description", f->description, "error", f->error, "events",
+                              f->events));
+    }
+    for (size_t i = 0; i < r->n_checks; i++) {
+        const struct check_run *cr = &r->checks[i];
+        json_t *samples = check_summary_json(&cr->res, r->mono_start_ms);
+        json_array_append_new(
+            checks, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "name",
+                              cr->check->name, "section", section_name(cr->check->section),
+                              "phase", phase_name(cr->phase), "window", cr->window, "verdict",
+                              check_verdict_str(cr->res.verdict), "reason", cr->res.reason,
+                              "started_ms", ms_or_null(cr->started_ms), "ended_ms",
+                              ms_or_null(cr->ended_ms), "probe", probe_to_json(cr->check->probe),
+                              "samples", samples ? samples : json_null()));
+    }
+    return json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:I, s:i, s:s, s:b, s:b, s:s, s:O, s:o, s:o}",
+                     "report_version", 1, "scenario", "name", s->name, "file", s->path,
+                     "description", s->description, "started_at", started, "duration_ms",
+                     (json_int_t)r->duration_ms, "exit_code", r->exit_code, "verdict", r->verdict,
+                     "aborted", r->aborted, "interrupted", r->interrupted, "abort_reason",
+                     r->abort_reason, "timeline", r->timeline, "faults", faults, "checks", checks);
+}
+
+/* Writes data to path through a temp file and rename, so a reader never sees
+ * half a report. */
+static int write_atomically(const char *path, const char *data, size_t len, struct chaos_err *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+        return chaos_err_set(err, ENAMETOOLONG, "%s: path too long", path);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return chaos_err_set(err, errno, "%s: %s", path, strerror(errno));
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) < 0) {
+        int e = errno ? errno : EIO;
+        unlink(tmp);
+        return chaos_err_set(err, e, "%s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int report_write_json(const struct scenario *s, const struct run_result *r, const char *path,
+                      struct chaos_err *err)
+{
+    _cleanup_json_ json_t *j = report_json(s, r);
+    if (!j)
+        return chaos_err_set(err, ENOMEM, "JSON report: out of memory");
+    _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
+    if (!text)
+        return chaos_err_set(err, ENOMEM, "JSON report: out of memory");
+    size_t len = strlen(text);
+    text[len] = '\n'; /* room of the NUL; written as the final newline */
+    return write_atomically(path, text, len + 1, err);
+}
+
+/* A growing string for the XML. */
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* Appends s escaped for XML text and attributes; drops characters XML 1.0 forbids. */
+static void bxml(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '&': bprintf(b, "&amp;"); break;
+        case '<': bprintf(b, "&lt;"); break;
+        case '>': bprintf(b, "&gt;"); break;
+        case '"': bprintf(b, "&quot;"); break;
+        case '\'': bprintf(b, "&apos;"); break;
+        case '\n': bprintf(b, "&#10;"); break;
+        default:
+            if (c >= 0x20 || c == '\t')
+                bprintf(b, "%c", c);
+        }
+    }
+}
+
+int report_write_junit(const struct scenario *s, const struct run_result *r, const char *path,
+                       struct chaos_err *err)
+{
+    size_t tests = 0, failures = 0, errors = 0, skipped = 0;
+    for (size_t i = 0; i < r->n_checks; i++) {
+        if (r->checks[i].check->section == SECTION_ABORT)
+            continue;
+        tests++;
+        failures += r->checks[i].res.verdict == CHECK_FAILED;
+        skipped += r->checks[i].res.verdict == CHECK_SKIPPED;
+    }
+    for (size_t i = 0; i < r->n_faults; i++) {
+        tests++;
+        errors += r->faults[i].apply_failed || r->faults[i].revert_failed;
+    }
+    if (r->aborted) {
+        tests++;
+        errors++;
+    }
+    char started[32];
+    iso8601(r->started_unix_ms, started, sizeof started);
+    double secs = (double)r->duration_ms / 1000.0;
+    struct buf b = {0};
+    bprintf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    bprintf(&b, "<testsuites name=\"chaos\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+                "time=\"%.3f\">\n", tests, failures, errors, secs);
+    bprintf(&b, "  <testsuite name=\"");
+    bxml(&b, s->name);
+    bprintf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\" "
+                "timestamp=\"%s\">\n", tests, failures, errors, skipped, secs, started);
+    for (size_t i = 0; i < r->n_checks; i++) {
+        const struct check_run *cr = &r->checks[i];
+        if (cr->check->section == SECTION_ABORT)
+            continue;
+        double t = cr->started_ms >= 0 && cr->ended_ms >= 0
+                       ? (double)(cr->ended_ms - cr->started_ms) / 1000.0 : 0;
+        bprintf(&b, "    <testcase classname=\"");
+        bxml(&b, s->name);
+        bprintf(&b, ".%s\" name=\"", section_name(cr->check->section));
+        bxml(&b, cr->check->name);
+        bprintf(&b, " (");
+        bxml(&b, cr->window);
+        bprintf(&b, ")\" time=\"%.3f\"", t);
+        if (cr->res.verdict == CHECK_PASSED) {
+            bprintf(&b, "/>\n");
+            continue;
+        }
+        const char *tag = cr->res.verdict == CHECK_FAILED ? "failure" : "skipped";
+        bprintf(&b, ">\n      <%s message=\"", tag);
+        bxml(&b, cr->res.reason);
+        if (cr->res.verdict == CHECK_FAILED) {
+            bprintf(&b, "\" type=\"expectation\">");
+            bxml(&b, cr->res.reason);
+            for (size_t k = 0; k < cr->res.n_error_kinds; k++) {
+                bprintf(&b, "&#10;%zu x ", cr->res.errors[k].count);
+                bxml(&b, cr->res.errors[k].msg);
+            }
+            bprintf(&b, "</failure>\n");
+        } else {
+            bprintf(&b, "\"/>\n");
+        }
+        bprintf(&b, "    </testcase>\n");
+    }
+    for (size_t i = 0; i < r->n_faults; i++) {
+        const struct fault_record *f = &r->faults[i];
+        bprintf(&b, "    <testcase classname=\"");
+        bxml(&b, s->name);
+        bprintf(&b, ".faults\" name=\"");
+        bxml(&b, f->fault->name);
+        bprintf(&b, " (%s)\" time=\"%.3f\"", fault_outcome(f),
+                f->applied_ms >= 0 && f->ended_ms >= 0
+                    ? (double)(f->ended_ms - f->applied_ms) / 1000.0 : 0);
+        if (f->apply_failed || f->revert_failed) {
+            bprintf(&b, ">\n      <error message=\"");
+            bxml(&b, f->error);
+            bprintf(&b, "\" type=\"%s\"/>\n    </testcase>\n", fault_outcome(f));
+        } else if (f->applied_ms < 0) {
+            bprintf(&b, ">\n      <skipped message=\"not reached\"/>\n    </testcase>\n");
+        } else {
+            bprintf(&b, "/>\n");
+        }
+    }
+    if (r->aborted) {
+        bprintf(&b, "    <testcase classname=\"");
+        bxml(&b, s->name);
+        bprintf(&b, ".run\" name=\"run completed\" time=\"%.3f\">\n      <error message=\"", secs);
+        bxml(&b, r->abort_reason);
+        bprintf(&b, "\" type=\"aborted\"/>\n    </testcase>\n");
+    }
+    bprintf(&b, "  </testsuite>\n</testsuites>\n");
+    if (b.oom) {
+        free(b.p);
+        return chaos_err_set(err, ENOMEM, "JUnit report: out of memory");
+    }
+    int rc = write_atomically(path, b.p, b.len, err);
+    free(b.p);
+    return rc;
+}

@@ -1,1 +1,775 @@
-/* placeholder: being written */
+#include "runner.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include "duration.h"
+#include "engine.h"
+#include "loop.h"
+#include "probe.h"
+#include "util.h"
+
+struct run {
+    const struct scenario *s;
+    const struct run_options *opt;
+    struct run_result *res;
+    struct loop *loop;
+    struct engine *engine;
+    struct probe_runner *probes;
+    enum run_phase phase;
+    int64_t mono_start;     /* run start, monotonic ms */
+    int64_t fault_t0;       /* fault phase start, monotonic ms */
+    int64_t expected_total; /* estimate for the progress line */
+    bool finishing;
+    uint64_t *fault_timers;
+    uint64_t status_timer;
+    bool status_shown;
+    int sigfd;
+};
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *runner_default_state_dir(void)
+{
+    const char *d = getenv("CHAOS_STATE_DIR");
+    return d && *d ? d : "/var/lib/chaos";
+}
+
+static int64_t rel_ms(const struct run *run)
+{
+    return loop_now_ms() - run->mono_start;
+}
+
+/* ---- output ---- */
+
+static void clear_status(struct run *run)
+{
+    if (run->status_shown) {
+        fputs("\r\033[K", run->opt->out);
+        run->status_shown = false;
+    }
+}
+
+static void draw_status(struct run *run)
+{
+    if (!run->opt->live || run->finishing)
+        return;
+    char el[32], tot[32], line[512];
+    duration_format(rel_ms(run) / 100 * 100, el, sizeof el);
+    duration_format(run->expected_total, tot, sizeof tot);
+    static const char *const names[] = {"steady state", "faults", "recovery"};
+    int off = snprintf(line, sizeof line, "[%s / ~%s] %s", el, tot, names[run->phase]);
+    const char *sep = " | active: ";
+    for (size_t i = 0; i < run->res->n_faults && off < (int)sizeof line; i++) {
+        struct fault_record *fr = &run->res->faults[i];
+        if (fr->applied_ms >= 0 && fr->ended_ms < 0 && !fr->apply_failed) {
+            off += snprintf(line + off, sizeof line - (size_t)off, "%s%s", sep, fr->fault->name);
+            sep = ", ";
+        }
+    }
+    for (size_t i = 0; i < run->res->n_checks && off < (int)sizeof line; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->sampling)
+            off += snprintf(line + off, sizeof line - (size_t)off, " | %s %zu/%zu ok",
+                            cr->check->name, cr->res.n_ok, cr->res.n_obs);
+    }
+    clear_status(run);
+    fputs(line, run->opt->out);
+    fflush(run->opt->out);
+    run->status_shown = true;
+}
+
+/* An event line for people, and a timeline entry for the report. */
+static void __attribute__((format(printf, 2, 3))) event(struct run *run, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int64_t t = rel_ms(run);
+    clear_status(run);
+    fprintf(run->opt->out, "[%7.2fs] %s\n", (double)t / 1000.0, msg);
+    fflush(run->opt->out);
+    json_array_append_new(run->res->timeline, json_pack("{s:I, s:s}", "t_ms", (json_int_t)t,
+                                                        "event", msg));
+    draw_status(run);
+}
+
+static void on_status_timer(struct loop *loop, void *arg)
+{
+    struct run *run = arg;
+    draw_status(run);
+    run->status_timer = loop_add_timer(loop, loop_now_ms() + 250, on_status_timer, run);
+}
+
+/* ---- checks ---- */
+
+static void finish(struct run *run, int code);
+static void abort_run(struct run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check_finalized(struct run *run, struct check_run *cr);
+
+static bool is_eventually(const struct check_run *cr)
+{
+    return cr->check->within_ms >= 0 && cr->check->section != SECTION_ABORT;
+}
+
+static void finalize(struct check_run *cr)
+{
+    if (cr->finalized)
+        return;
+    cr->finalized = true;
+    cr->ended_ms = rel_ms(cr->run);
+    if (cr->check->section == SECTION_ABORT) {
+        if (cr->res.verdict == CHECK_PENDING) {
+            cr->res.verdict = CHECK_PASSED;
+            snprintf(cr->res.reason, sizeof cr->res.reason, "never triggered (%zu samples)",
+                     cr->res.n_obs);
+        }
+    } else if (is_eventually(cr)) {
+        if (!check_eventually_met(&cr->res))
+            check_eventually_expired(&cr->res, cr->window);
+    } else {
+        check_judge(&cr->res, cr->window);
+    }
+    check_finalized(cr->run, cr);
+}
+
+static void stop_sampling(struct check_run *cr)
+{
+    struct loop *loop = cr->run->loop;
+    if (cr->tick_timer)
+        loop_cancel_timer(loop, cr->tick_timer);
+    if (cr->end_timer)
+        loop_cancel_timer(loop, cr->end_timer);
+    cr->tick_timer = cr->end_timer = 0;
+    cr->sampling = false;
+    /* Samples in flight started inside the window: wait for them to count. */
+    if (cr->in_flight == 0)
+        finalize(cr);
+}
+
+static void on_sample(const struct sample *s, void *arg)
+{
+    struct check_run *cr = arg;
+    struct run *run = cr->run;
+    cr->in_flight--;
+    if (cr->finalized)
+        return;
+    if (check_result_add(&cr->res, s) < 0) {
+        abort_run(run, "out of memory recording samples of '%s'", cr->check->name);
+        return;
+    }
+    if (cr->check->section == SECTION_ABORT && cr->sampling) {
+        if (check_abort_triggered(&cr->res, loop_now_ms(), cr->mono_start)) {
+            abort_run(run, "abort_when '%s' triggered: %s", cr->check->name, cr->res.reason);
+            return;
+        }
+    } else if (is_eventually(cr) && check_eventually_met(&cr->res)) {
+        stop_sampling(cr);
+        finalize(cr);
+        return;
+    }
+    if (!cr->sampling && cr->in_flight == 0)
+        finalize(cr);
+}
+
+static void on_tick(struct loop *loop, void *arg)
+{
+    struct check_run *cr = arg;
+    cr->tick_timer = 0;
+    if (!cr->sampling)
+        return;
+    struct chaos_err err = {0};
+    if (probe_start(cr->run->probes, cr->check->probe, on_sample, cr, &err) < 0) {
+        /* A probe that cannot even start is a failed sample, not a crash. */
+        struct sample s = {.t_ms = loop_now_ms(), .status = -1};
+        snprintf(s.error, sizeof s.error, "%s", err.msg);
+        cr->in_flight++;
+        on_sample(&s, cr);
+        if (!cr->sampling)
+            return;
+    } else {
+        cr->in_flight++;
+    }
+    /* Ticks stay on the grid start + k*every, whatever each sample costs. */
+    cr->next_tick += cr->check->every_ms;
+    int64_t now = loop_now_ms();
+    if (cr->next_tick < now)
+        cr->next_tick = now;
+    cr->tick_timer = loop_add_timer(loop, cr->next_tick, on_tick, cr);
+}
+
+static void on_window_end(struct loop *loop, void *arg)
+{
+    struct check_run *cr = arg;
+    cr->end_timer = 0;
+    stop_sampling(cr);
+}
+
+/* Starts sampling cr now. length_ms < 0: until stop_sampling() is called. */
+static void start_check(struct check_run *cr, int64_t length_ms)
+{
+    struct run *run = cr->run;
+    if (cr->sampling || cr->finalized || run->finishing)
+        return;
+    int64_t now = loop_now_ms();
+    cr->sampling = true;
+    cr->mono_start = cr->next_tick = now;
+    cr->started_ms = now - run->mono_start;
+    if (is_eventually(cr) && (length_ms < 0 || cr->check->within_ms < length_ms))
+        length_ms = cr->check->within_ms;
+    if (length_ms >= 0)
+        cr->end_timer = loop_add_timer(run->loop, now + length_ms, on_window_end, cr);
+    cr->tick_timer = loop_add_timer(run->loop, now, on_tick, cr);
+}
+
+static bool all_done(struct run *run, enum run_phase phase, bool *any_failed)
+{
+    bool done = true;
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->phase != phase)
+            continue;
+        if (!cr->finalized)
+            done = false;
+        else if (cr->res.verdict == CHECK_FAILED && any_failed)
+            *any_failed = true;
+    }
+    return done;
+}
+
+/* ---- phases ---- */
+
+static void begin_faults(struct run *run);
+static void begin_after(struct run *run);
+
+static bool faults_all_ended(struct run *run)
+{
+    for (size_t i = 0; i < run->res->n_faults; i++) {
+        struct fault_record *fr = &run->res->faults[i];
+        if (fr->ended_ms < 0 && !fr->apply_failed && !fr->revert_failed)
+            return false;
+    }
+    return true;
+}
+
+static void maybe_advance(struct run *run)
+{
+    if (run->finishing)
+        return;
+    bool failed = false;
+    switch (run->phase) {
+    case PHASE_BEFORE:
+        if (!all_done(run, PHASE_BEFORE, &failed))
+            return;
+        if (failed) {
+            event(run, "steady state did not hold before the faults: no fault was injected");
+            finish(run, 1);
+        } else {
+            begin_faults(run);
+        }
+        return;
+    case PHASE_FAULTS:
+        if (!faults_all_ended(run) || !all_done(run, PHASE_FAULTS, NULL))
+            return;
+        begin_after(run);
+        return;
+    case PHASE_AFTER:
+        if (!all_done(run, PHASE_AFTER, &failed))
+            return;
+        for (size_t i = 0; i < run->res->n_checks; i++)
+            if (run->res->checks[i].res.verdict == CHECK_FAILED)
+                failed = true;
+        finish(run, failed ? 1 : 0);
+        return;
+    }
+}
+
+static void check_finalized(struct run *run, struct check_run *cr)
+{
+    if (cr->check->section != SECTION_ABORT)
+        event(run, "%s '%s' %s: %s",
+              cr->check->section == SECTION_STEADY ? "steady state" : "expectation",
+              cr->check->name, check_verdict_str(cr->res.verdict), cr->res.reason);
+    maybe_advance(run);
+}
+
+static void start_phase_checks(struct run *run, enum run_phase phase)
+{
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->phase != phase)
+            continue;
+        const struct check *c = cr->check;
+        if (c->section == SECTION_STEADY)
+            start_check(cr, c->for_ms);
+        else if (c->section == SECTION_ABORT || (c->during < 0 && c->after < 0))
+            start_check(cr, -1); /* stopped when the last fault ends */
+    }
+}
+
+/* The whole-phase samplers stop once every fault has ended. */
+static void stop_phase_samplers(struct run *run)
+{
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->phase == PHASE_FAULTS && cr->sampling &&
+            (cr->check->section == SECTION_ABORT ||
+             (cr->check->during < 0 && cr->check->after < 0)))
+            stop_sampling(cr);
+    }
+}
+
+static void fault_event(struct fault_record *fr, const char *what, const char *detail)
+{
+    json_array_append_new(fr->events, json_pack("{s:I, s:s, s:s}", "t_ms",
+                                                 (json_int_t)rel_ms(fr->run), "event", what,
+                                                 "detail", detail ? detail : ""));
+}
+
+static void start_fault_checks(struct run *run, size_t idx, bool after)
+{
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->phase != PHASE_FAULTS)
+            continue;
+        if (!after && cr->check->during == (int)idx)
+            start_check(cr, -1);
+        if (after && cr->check->after == (int)idx)
+            start_check(cr, cr->check->for_ms);
+    }
+}
+
+static void stop_during_checks(struct run *run, size_t idx)
+{
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->phase == PHASE_FAULTS && cr->check->during == (int)idx && cr->sampling)
+            stop_sampling(cr);
+    }
+}
+
+static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const char *detail,
+                            void *arg)
+{
+    struct fault_record *fr = arg;
+    struct run *run = fr->run;
+    size_t idx = (size_t)(fr - run->res->faults);
+    const char *name = fr->fault->name;
+    switch (ev) {
+    case ENGINE_APPLIED:
+        fr->applied_ms = rel_ms(run);
+        snprintf(fr->description, sizeof fr->description, "%s", detail);
+        fault_event(fr, "applied", detail);
+        event(run, "fault '%s' applied: %s", name, detail);
+        start_fault_checks(run, idx, false);
+        break;
+    case ENGINE_STEPPED:
+        snprintf(fr->description, sizeof fr->description, "%s", detail);
+        fault_event(fr, "stepped", detail);
+        event(run, "fault '%s': %s", name, detail);
+        break;
+    case ENGINE_STEP_FAILED:
+        fault_event(fr, "step_failed", detail);
+        event(run, "fault '%s': %s", name, detail);
+        break;
+    case ENGINE_FINISHED:
+    case ENGINE_REVERTED:
+        fr->ended_ms = rel_ms(run);
+        fault_event(fr, ev == ENGINE_FINISHED ? "finished" : "reverted", detail);
+        event(run, "fault '%s' %s", name, ev == ENGINE_FINISHED ? "finished" : "reverted");
+        stop_during_checks(run, idx);
+        start_fault_checks(run, idx, true);
+        if (faults_all_ended(run))
+            stop_phase_samplers(run);
+        maybe_advance(run);
+        break;
+    case ENGINE_FAILED:
+        fr->revert_failed = true;
+        snprintf(fr->error, sizeof fr->error, "%s", detail);
+        fault_event(fr, "revert_failed", detail);
+        abort_run(run, "fault '%s' could not be reverted: %s", name, detail);
+        break;
+    }
+}
+
+static void on_fault_due(struct loop *loop, void *arg)
+{
+    struct fault_record *fr = arg;
+    struct run *run = fr->run;
+    size_t idx = (size_t)(fr - run->res->faults);
+    run->fault_timers[idx] = 0;
+    if (run->finishing)
+        return;
+    fr->planned_ms = rel_ms(run);
+    struct chaos_err err = {0};
+    const struct scenario_fault *f = fr->fault;
+    if (engine_apply(run->engine, f->name, f->spec, f->duration_ms, on_engine_event, fr, &fr->ef,
+                     &err) < 0) {
+        fr->apply_failed = true;
+        snprintf(fr->error, sizeof fr->error, "%s", err.msg);
+        fault_event(fr, "apply_failed", err.msg);
+        abort_run(run, "fault '%s' could not be applied: %s", f->name, err.msg);
+    }
+}
+
+static void begin_faults(struct run *run)
+{
+    run->phase = PHASE_FAULTS;
+    run->fault_t0 = loop_now_ms();
+    char d[32];
+    duration_format(scenario_fault_phase_ms(run->s), d, sizeof d);
+    event(run, "fault phase begins (%zu fault%s over %s)", run->s->n_faults,
+          run->s->n_faults == 1 ? "" : "s", d);
+    for (size_t i = 0; i < run->s->n_faults; i++)
+        run->fault_timers[i] = loop_add_timer(run->loop, run->fault_t0 + run->s->faults[i].at_ms,
+                                              on_fault_due, &run->res->faults[i]);
+    start_phase_checks(run, PHASE_FAULTS);
+}
+
+static void begin_after(struct run *run)
+{
+    run->phase = PHASE_AFTER;
+    if (run->s->n_steady)
+        event(run, "all faults reverted; checking the steady state again");
+    start_phase_checks(run, PHASE_AFTER);
+    maybe_advance(run);
+}
+
+/* Stops everything that samples, reverts every fault, and ends the loop. */
+static void finish(struct run *run, int code)
+{
+    if (run->finishing)
+        return;
+    run->finishing = true;
+    for (size_t i = 0; i < run->s->n_faults; i++)
+        if (run->fault_timers[i]) {
+            loop_cancel_timer(run->loop, run->fault_timers[i]);
+            run->fault_timers[i] = 0;
+        }
+    if (engine_active_count(run->engine)) {
+        int failed = engine_revert_all(run->engine);
+        if (failed)
+            code = 3;
+    }
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->tick_timer)
+            loop_cancel_timer(run->loop, cr->tick_timer);
+        if (cr->end_timer)
+            loop_cancel_timer(run->loop, cr->end_timer);
+        cr->tick_timer = cr->end_timer = 0;
+        cr->sampling = false;
+        if (!cr->finalized) {
+            cr->finalized = true;
+            cr->res.verdict = CHECK_SKIPPED;
+            snprintf(cr->res.reason, sizeof cr->res.reason, "%s",
+                     run->res->aborted ? "not judged: the run was aborted"
+                                       : "not judged: its window never came");
+        }
+    }
+    for (size_t i = 0; i < run->res->n_faults; i++)
+        if (run->res->faults[i].revert_failed)
+            code = 3;
+    run->res->exit_code = code;
+    clear_status(run);
+    loop_stop(run->loop);
+}
+
+static void abort_run(struct run *run, const char *fmt, ...)
+{
+    if (run->finishing)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(run->res->abort_reason, sizeof run->res->abort_reason, fmt, ap);
+    va_end(ap);
+    run->res->aborted = true;
+    event(run, "ABORT: %s; reverting every fault", run->res->abort_reason);
+    finish(run, 3);
+}
+
+static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct run *run = arg;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof si) != (ssize_t)sizeof si)
+        return;
+    run->res->interrupted = true;
+    const char *name = sigabbrev_np((int)si.ssi_signo);
+    abort_run(run, "interrupted by SIG%s", name ? name : "?");
+}
+
+/* ---- setup ---- */
+
+static int64_t steady_ms(const struct scenario *s)
+{
+    int64_t m = 0;
+    for (size_t i = 0; i < s->n_steady; i++)
+        if (s->steady[i].for_ms > m)
+            m = s->steady[i].for_ms;
+    return m;
+}
+
+static int64_t after_ms(const struct scenario *s)
+{
+    int64_t m = 0;
+    for (size_t i = 0; i < s->n_expect; i++) {
+        const struct check *c = &s->expect[i];
+        if (c->after < 0)
+            continue;
+        int64_t end = scenario_fault_active_ms(s, (size_t)c->after) + s->faults[c->after].at_ms +
+                      (c->within_ms >= 0 ? c->within_ms : c->for_ms);
+        if (end > m)
+            m = end;
+    }
+    return m;
+}
+
+static void init_check_run(struct run *run, struct check_run *cr, const struct check *c,
+                           enum run_phase phase)
+{
+    memset(cr, 0, sizeof *cr);
+    cr->check = c;
+    cr->phase = phase;
+    cr->run = run;
+    cr->started_ms = cr->ended_ms = -1;
+    check_result_init(&cr->res, c);
+    const struct scenario *s = run->s;
+    if (phase == PHASE_BEFORE)
+        snprintf(cr->window, sizeof cr->window, "before the faults");
+    else if (phase == PHASE_AFTER)
+        snprintf(cr->window, sizeof cr->window, "after recovery");
+    else if (c->during >= 0)
+        snprintf(cr->window, sizeof cr->window, "during '%s'", s->faults[c->during].name);
+    else if (c->after >= 0)
+        snprintf(cr->window, sizeof cr->window, "after '%s'", s->faults[c->after].name);
+    else
+        snprintf(cr->window, sizeof cr->window, "during the fault phase");
+}
+
+static int build_result(struct run *run, struct chaos_err *err)
+{
+    const struct scenario *s = run->s;
+    struct run_result *res = calloc(1, sizeof *res);
+    if (!res)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    run->res = res;
+    res->timeline = json_array();
+    res->faults = calloc(s->n_faults ? s->n_faults : 1, sizeof *res->faults);
+    size_t n = 2 * s->n_steady + s->n_expect + s->n_abort;
+    res->checks = calloc(n ? n : 1, sizeof *res->checks);
+    run->fault_timers = calloc(s->n_faults ? s->n_faults : 1, sizeof *run->fault_timers);
+    if (!res->timeline || !res->faults || !res->checks || !run->fault_timers)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    res->n_faults = s->n_faults;
+    for (size_t i = 0; i < s->n_faults; i++) {
+        struct fault_record *fr = &res->faults[i];
+        fr->fault = &s->faults[i];
+        fr->run = run;
+        fr->planned_ms = fr->applied_ms = fr->ended_ms = -1;
+        if (!(fr->events = json_array()))
+            return chaos_err_set(err, ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < s->n_steady; i++)
+        init_check_run(run, &res->checks[res->n_checks++], &s->steady[i], PHASE_BEFORE);
+    for (size_t i = 0; i < s->n_expect; i++)
+        init_check_run(run, &res->checks[res->n_checks++], &s->expect[i], PHASE_FAULTS);
+    for (size_t i = 0; i < s->n_abort; i++)
+        init_check_run(run, &res->checks[res->n_checks++], &s->abort_when[i], PHASE_FAULTS);
+    for (size_t i = 0; i < s->n_steady; i++)
+        init_check_run(run, &res->checks[res->n_checks++], &s->steady[i], PHASE_AFTER);
+    return 0;
+}
+
+static void recovery_log(const char *line, void *arg)
+{
+    struct run *run = arg;
+    fprintf(run->opt->out, "recovery: %s\n", line);
+}
+
+static void summarize(struct run_result *res)
+{
+    size_t passed = 0, failed = 0, skipped = 0;
+    for (size_t i = 0; i < res->n_checks; i++) {
+        enum check_verdict v = res->checks[i].res.verdict;
+        if (res->checks[i].check->section == SECTION_ABORT)
+            continue;
+        passed += v == CHECK_PASSED;
+        failed += v == CHECK_FAILED;
+        skipped += v == CHECK_SKIPPED;
+    }
+    if (res->exit_code == 3)
+        snprintf(res->verdict, sizeof res->verdict, "ABORTED: %s",
+                 res->abort_reason[0] ? res->abort_reason : "a fault could not be reverted");
+    else if (res->exit_code == 1)
+        snprintf(res->verdict, sizeof res->verdict, "FAILED: %zu of %zu checks failed%s", failed,
+                 passed + failed + skipped, skipped ? " (some were not reached)" : "");
+    else
+        snprintf(res->verdict, sizeof res->verdict, "PASSED: all %zu checks held", passed);
+}
+
+int runner_run(const struct scenario *s, const struct run_options *opt, struct run_result **out,
+               struct chaos_err *err)
+{
+    struct run run = {.s = s, .opt = opt, .sigfd = -1};
+    int r = build_result(&run, err);
+    if (r < 0)
+        goto out;
+
+    char jdir[PATH_MAX], jpath[PATH_MAX];
+    snprintf(jdir, sizeof jdir, "%s/journal", opt->state_dir);
+    snprintf(jpath, sizeof jpath, "%s/run-%d.jsonl", jdir, (int)getpid());
+    /* Faults left behind by a run that crashed (SIGKILL, power loss) go first. */
+    struct chaos_err rerr = {0};
+    if (engine_recover_dir(jdir, false, recovery_log, &run, &rerr) < 0)
+        fprintf(opt->out, "recovery: %s\n", rerr.msg);
+
+    /* SIGINT/SIGTERM arrive through the loop so reverting happens in order. */
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, &old);
+    run.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (run.sigfd < 0) {
+        r = chaos_err_set(err, errno, "signalfd: %s", strerror(errno));
+        goto out_sig;
+    }
+    if (!(run.loop = loop_new())) {
+        r = chaos_err_set(err, errno, "event loop: %s", strerror(errno));
+        goto out_sig;
+    }
+    if ((r = loop_add_fd(run.loop, run.sigfd, EPOLLIN, on_signal, &run)) < 0) {
+        chaos_err_set(err, -r, "event loop: %s", strerror(-r));
+        goto out_sig;
+    }
+    if (!(run.probes = probe_runner_new(run.loop, err))) {
+        r = -err->code;
+        goto out_sig;
+    }
+    if ((r = engine_new(run.loop, jpath, NULL, 0, &run.engine, err)) < 0)
+        goto out_sig;
+
+    run.mono_start = loop_now_ms();
+    run.res->started_unix_ms = unix_ms();
+    run.res->mono_start_ms = run.mono_start;
+    run.expected_total = 2 * steady_ms(s) + scenario_fault_phase_ms(s);
+    if (after_ms(s) > scenario_fault_phase_ms(s))
+        run.expected_total += after_ms(s) - scenario_fault_phase_ms(s);
+    event(&run, "scenario '%s': %zu fault%s, %zu check%s", s->name, s->n_faults,
+          s->n_faults == 1 ? "" : "s", s->n_steady + s->n_expect, s->n_steady + s->n_expect == 1 ? "" : "s");
+    if (opt->live)
+        run.status_timer = loop_add_timer(run.loop, loop_now_ms() + 250, on_status_timer, &run);
+    run.phase = PHASE_BEFORE;
+    if (s->n_steady)
+        event(&run, "checking the steady state");
+    start_phase_checks(&run, PHASE_BEFORE);
+    maybe_advance(&run);
+    if (!run.finishing && (r = loop_run(run.loop)) < 0) {
+        chaos_err_set(err, -r, "event loop: %s", strerror(-r));
+        engine_revert_all(run.engine);
+        goto out_sig;
+    }
+    run.res->duration_ms = rel_ms(&run);
+    summarize(run.res);
+    r = 0;
+
+out_sig:
+    probe_runner_free(run.probes);
+    engine_free(run.engine);
+    loop_free(run.loop);
+    if (run.sigfd >= 0)
+        close(run.sigfd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+out:
+    free(run.fault_timers);
+    if (r < 0) {
+        run_result_free(run.res);
+        return r;
+    }
+    *out = run.res;
+    return 0;
+}
+
+void run_result_free(struct run_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; r->faults && i < r->n_faults; i++)
+        json_decref(r->faults[i].events);
+    for (size_t i = 0; r->checks && i < r->n_checks; i++)
+        check_result_free(&r->checks[i].res);
+    free(r->faults);
+    free(r->checks);
+    json_decref(r->timeline);
+    free(r);
+}
+
+/* ---- --dry-run ---- */
+
+void runner_print_plan(const struct scenario *s, FILE *out)
+{
+    char a[32], b[32];
+    fprintf(out, "Plan for scenario '%s' (%s); nothing will be touched.\n", s->name, s->path);
+    if (s->description[0])
+        fprintf(out, "  %s\n", s->description);
+    fprintf(out, "\n1. Steady state before the faults:\n");
+    if (!s->n_steady)
+        fprintf(out, "   (none)\n");
+    for (size_t i = 0; i < s->n_steady; i++) {
+        duration_format(s->steady[i].for_ms, a, sizeof a);
+        duration_format(s->steady[i].every_ms, b, sizeof b);
+        fprintf(out, "   - '%s': %s every %s for %s\n", s->steady[i].name,
+                probe_describe(s->steady[i].probe), b, a);
+    }
+    duration_format(scenario_fault_phase_ms(s), a, sizeof a);
+    fprintf(out, "\n2. Fault phase (%s):\n", a);
+    for (size_t i = 0; i < s->n_faults; i++) {
+        const struct scenario_fault *f = &s->faults[i];
+        duration_format(f->at_ms, a, sizeof a);
+        int64_t active = scenario_fault_active_ms(s, i);
+        if (f->duration_ms >= 0) {
+            duration_format(f->duration_ms, b, sizeof b);
+            fprintf(out, "   - at +%s: '%s' (%s) for %s, then reverted by the engine\n", a,
+                    f->name, f->kind, b);
+        } else if (active > 0) {
+            duration_format(active, b, sizeof b);
+            fprintf(out, "   - at +%s: '%s' (%s), repeated over %s\n", a, f->name, f->kind, b);
+        } else {
+            fprintf(out, "   - at +%s: '%s' (%s), once\n", a, f->name, f->kind);
+        }
+    }
+    for (size_t i = 0; i < s->n_expect; i++) {
+        const struct check *c = &s->expect[i];
+        duration_format(c->every_ms, b, sizeof b);
+        if (c->during >= 0)
+            fprintf(out, "   - expect '%s' during '%s': %s every %s\n", c->name,
+                    s->faults[c->during].name, probe_describe(c->probe), b);
+        else if (c->after >= 0)
+            fprintf(out, "   - expect '%s' after '%s': %s every %s\n", c->name,
+                    s->faults[c->after].name, probe_describe(c->probe), b);
+        else
+            fprintf(out, "   - expect '%s' throughout: %s every %s\n", c->name,
+                    probe_describe(c->probe), b);
+    }
+    for (size_t i = 0; i < s->n_abort; i++) {
+        duration_format(s->abort_when[i].every_ms, b, sizeof b);
+        fprintf(out, "   - abort when '%s': %s every %s\n", s->abort_when[i].name,
+                probe_describe(s->abort_when[i].probe), b);
+    }
+    fprintf(out, "\n3. Recovery: every fault reverted, then the steady state checked again.\n");
+}

@@ -1,0 +1,74 @@
+/* Judging a check from its samples: aggregate conditions over a window,
+ * "eventually" (within) mode, and the sliding window of abort_when. The
+ * verdict always says why, with numbers ("success_ratio 0.93 < 0.99 over 150
+ * samples during 'slow db'"). */
+#ifndef CHAOS_CHECK_H
+#define CHAOS_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "probe.h"
+#include "scenario.h"
+
+enum check_verdict { CHECK_PENDING, CHECK_PASSED, CHECK_FAILED, CHECK_SKIPPED };
+
+/* One kept observation (the sample's error text is kept in a per-error tally). */
+struct check_obs {
+    int64_t t_ms;
+    int64_t latency_us;
+    bool ok;
+};
+
+#define CHECK_MAX_ERROR_KINDS 8
+
+struct check_result {
+    const struct check *check;
+    enum check_verdict verdict;
+    char reason[512];
+    struct check_obs *obs;
+    size_t n_obs, cap;
+    size_t n_ok;
+    /* Distinct failure messages with counts, first CHECK_MAX_ERROR_KINDS kinds. */
+    struct {
+        char msg[192];
+        size_t count;
+    } errors[CHECK_MAX_ERROR_KINDS];
+    size_t n_error_kinds;
+    size_t other_errors; /* failures whose message did not fit the tally */
+};
+
+void check_result_init(struct check_result *r, const struct check *c);
+void check_result_free(struct check_result *r);
+
+/* Records a sample. Returns 0 or -ENOMEM. */
+int check_result_add(struct check_result *r, const struct sample *s);
+
+/* Nearest-rank latency statistic over all samples, in microseconds; -1 when
+ * there are none. */
+int64_t check_latency(const struct check_result *r, enum latency_stat stat);
+
+/* Judges the aggregate conditions over every sample recorded; window names it
+ * in the reason ("during 'slow db'", "before the faults"). Sets verdict. A
+ * window without samples fails. */
+void check_judge(struct check_result *r, const char *window);
+
+/* Eventually mode: true (and verdict PASSED) once a successful sample came. */
+bool check_eventually_met(struct check_result *r);
+/* Eventually mode: the window ended with no successful sample. */
+void check_eventually_expired(struct check_result *r, const char *window);
+
+/* abort_when: evaluates the check's conditions over the samples of the last
+ * for_ms (every sample when for_ms is 0, only once sampling has gone on for
+ * for_ms). now_ms and started_ms are monotonic. Returns true when the abort
+ * condition holds; reason then explains it. */
+bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t started_ms);
+
+/* The samples summary for reports: count, ok, ratio, latency stats, errors,
+ * and the first/last sample times relative to base_ms (monotonic). */
+json_t *check_summary_json(const struct check_result *r, int64_t base_ms);
+
+const char *check_verdict_str(enum check_verdict v);
+
+#endif

@@ -1,0 +1,88 @@
+/* The runner: executes a validated scenario on this machine with the
+ * embedded engine. Steady state before, faults on their timeline with
+ * expectations sampled in their windows and abort_when watched throughout,
+ * steady state again after recovery. Every fault is reverted before
+ * runner_run returns: at the end, on abort, on SIGINT/SIGTERM. */
+#ifndef CHAOS_RUNNER_H
+#define CHAOS_RUNNER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <jansson.h>
+#include "check.h"
+#include "scenario.h"
+
+struct engine_fault;
+struct run;
+
+enum run_phase { PHASE_BEFORE, PHASE_FAULTS, PHASE_AFTER };
+
+/* What happened to one fault of the scenario. Times are ms since the run began. */
+struct fault_record {
+    const struct scenario_fault *fault;
+    int64_t planned_ms;   /* when it was due: fault phase start + at; -1 if never reached */
+    int64_t applied_ms;   /* -1 if never applied */
+    int64_t ended_ms;     /* reverted or finished; -1 if not */
+    bool apply_failed;
+    bool revert_failed;
+    char description[512];
+    char error[768];
+    json_t *events;       /* [{"t_ms":..,"event":..,"detail":..}] */
+    /* runner's own */
+    struct engine_fault *ef;
+    struct run *run;
+};
+
+/* One check sampled in one window. */
+struct check_run {
+    const struct check *check;
+    enum run_phase phase;
+    struct check_result res;
+    char window[192];     /* "before the faults", "during 'slow db'", ... */
+    int64_t started_ms;   /* -1 if it never started (ms since run start) */
+    int64_t ended_ms;
+    /* runner's own */
+    struct run *run;
+    bool sampling, finalized;
+    int64_t mono_start, next_tick;
+    int in_flight;
+    uint64_t tick_timer, end_timer;
+};
+
+struct run_result {
+    int exit_code;        /* 0 held, 1 a check failed, 3 aborted or a fault failed */
+    bool aborted;
+    bool interrupted;     /* by SIGINT or SIGTERM */
+    char abort_reason[768];
+    char verdict[256];    /* one line: "PASSED: 3 checks held" */
+    int64_t started_unix_ms;
+    int64_t duration_ms;
+    int64_t mono_start_ms; /* run start on the monotonic clock (sample times are on it) */
+    struct fault_record *faults;
+    size_t n_faults;
+    struct check_run *checks; /* steady (before), expect, abort_when, steady (after) */
+    size_t n_checks;
+    json_t *timeline;     /* [{"t_ms":..,"event":..}] */
+};
+
+struct run_options {
+    const char *state_dir; /* journals go under <state_dir>/journal */
+    FILE *out;             /* progress lines and the final verdict */
+    bool live;             /* out is a terminal: keep a redrawn status line */
+};
+
+/* Runs s. Returns 0 with *out set (the verdict is in (*out)->exit_code), or a
+ * negative errno with err set when the run could not start at all (no
+ * journal, no event loop); nothing was touched then. */
+int runner_run(const struct scenario *s, const struct run_options *opt, struct run_result **out,
+               struct chaos_err *err) __attribute__((warn_unused_result));
+void run_result_free(struct run_result *r);
+
+/* Prints what a run would do, without touching anything (--dry-run). */
+void runner_print_plan(const struct scenario *s, FILE *out);
+
+/* The default state folder: $CHAOS_STATE_DIR, else /var/lib/chaos. */
+const char *runner_default_state_dir(void);
+
+#endif
