@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +51,13 @@ static const char usage_text[] =
     "\n"
     "Docs: docs/cli.md, docs/scenario-format.md, docs/faults/process.md\n";
 
-static int usage_error(const char *fmt, const char *arg)
+static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
     fputs("chaos: ", stderr);
-    fprintf(stderr, fmt, arg);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputs("; try 'chaos --help'\n", stderr);
     return EXIT_USAGE;
 }
@@ -76,7 +80,7 @@ static int check_writable(const char *flag, const char *path)
 static int cmd_validate(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("validate needs at least one FILE%s", "");
+        return usage_error("validate needs at least one FILE");
     int rc = EXIT_HELD;
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1]) {
@@ -177,7 +181,7 @@ static int cmd_run(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return usage_error("run needs a scenario FILE%s", "");
+        return usage_error("run needs a scenario FILE");
     if (optind + 1 < argc)
         return usage_error("run takes one scenario FILE; unexpected '%s'", argv[optind + 1]);
     const char *file = argv[optind];
@@ -238,7 +242,7 @@ int main(int argc, char **argv)
     /* Output goes to CI logs and pipes as it happens. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
-        return usage_error("no command given%s", "");
+        return usage_error("no command given");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 1, argv + 1);
