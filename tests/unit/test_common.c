@@ -1,1 +1,158 @@
-/* placeholder: being written */
+/* Durations, strict JSON field reading, error helpers and the event loop. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include "duration.h"
+#include "jsonv.h"
+#include "loop.h"
+
+static int64_t parse_ok(const char *s)
+{
+    int64_t ms = -1;
+    struct chaos_err err = {0};
+    cr_assert_eq(duration_parse(s, &ms, &err), 0, "'%s' failed: %s", s, err.msg);
+    return ms;
+}
+
+static const char *parse_err(const char *s)
+{
+    static struct chaos_err err;
+    int64_t ms = 12345;
+    cr_assert_lt(duration_parse(s, &ms, &err), 0, "'%s' parsed", s);
+    cr_assert_eq(ms, 12345, "failed parse must not write the output");
+    return err.msg;
+}
+
+Test(duration, units_and_sums)
+{
+    cr_expect_eq(parse_ok("0s"), 0);
+    cr_expect_eq(parse_ok("250ms"), 250);
+    cr_expect_eq(parse_ok("2s"), 2000);
+    cr_expect_eq(parse_ok("1.5m"), 90000);
+    cr_expect_eq(parse_ok("1h"), 3600000);
+    cr_expect_eq(parse_ok("1m30s"), 90000);
+    cr_expect_eq(parse_ok("1500us"), 2); /* rounds up: never shorter than asked */
+    cr_expect_eq(parse_ok("168h"), 7LL * 24 * 3600 * 1000);
+}
+
+Test(duration, errors_say_what_is_wrong)
+{
+    cr_expect(strstr(parse_err("30"), "needs a unit"));
+    cr_expect(strstr(parse_err("-5s"), "negative"));
+    cr_expect(strstr(parse_err("5 s"), "needs a unit"));
+    cr_expect(strstr(parse_err("5sec"), "needs a unit"));
+    cr_expect(strstr(parse_err("abc"), "not a duration"));
+    cr_expect(strstr(parse_err(""), "empty"));
+    cr_expect(strstr(parse_err("169h"), "7-day"));
+}
+
+Test(duration, format_round_trips)
+{
+    char buf[32];
+    int64_t cases[] = {0, 1, 250, 1000, 1500, 90000, 3600000, 3661000};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        duration_format(cases[i], buf, sizeof buf);
+        cr_expect_eq(parse_ok(buf), cases[i], "%lld formatted as %s", (long long)cases[i], buf);
+    }
+    duration_format(90000, buf, sizeof buf);
+    cr_expect_str_eq(buf, "1m30s");
+}
+
+Test(jsonv, unknown_key_suggests_the_known_one)
+{
+    json_t *o = json_pack("{s:s}", "duraton", "5s");
+    static const char *const keys[] = {"name", "duration", NULL};
+    struct chaos_err err = {0};
+    cr_assert_lt(jv_only_keys(o, "faults[0] 'x'", keys, &err), 0);
+    cr_expect(strstr(err.msg, "faults[0] 'x'.duraton: unknown field; did you mean 'duration'?"),
+              "%s", err.msg);
+    json_decref(o);
+}
+
+Test(jsonv, getters_name_the_path_and_type)
+{
+    json_t *o = json_pack("{s:i, s:s, s:[]}", "n", 70000, "d", "5", "a");
+    struct chaos_err err = {0};
+    long long n;
+    cr_expect_lt(jv_int(o, "target", "n", true, 1, 65535, &n, &err), 0);
+    cr_expect(strstr(err.msg, "target.n: 70000 is out of range (1-65535)"), "%s", err.msg);
+    int64_t ms;
+    cr_expect_lt(jv_duration(o, "", "d", true, &ms, &err), 0);
+    cr_expect(strstr(err.msg, "d: "), "%s", err.msg);
+    const char *s;
+    cr_expect_lt(jv_string(o, "x", "n", true, &s, &err), 0);
+    cr_expect(strstr(err.msg, "x.n: must be a string, not an integer"), "%s", err.msg);
+    cr_expect_lt(jv_string(o, "x", "missing", true, &s, &err), 0);
+    cr_expect(strstr(err.msg, "x.missing: required field is missing"), "%s", err.msg);
+    cr_expect_eq(jv_string(o, "x", "missing", false, &s, &err), 0);
+    const json_t *a;
+    cr_expect_lt(jv_array(o, "x", "a", true, 1, 10, &a, &err), 0);
+    cr_expect(strstr(err.msg, "x.a: must not be empty"), "%s", err.msg);
+    json_decref(o);
+}
+
+Test(chaos_err, prefix_keeps_the_message)
+{
+    struct chaos_err err = {0};
+    cr_expect_eq(chaos_err_set(&err, EINVAL, "bad %s", "thing"), -EINVAL);
+    chaos_err_prefix(&err, "file.json");
+    cr_expect_str_eq(err.msg, "file.json: bad thing");
+    cr_expect_eq(err.code, EINVAL);
+}
+
+static void mark(struct loop *loop, void *arg)
+{
+    int *flag = arg;
+    *flag = 1;
+}
+
+static void stop_cb(struct loop *loop, void *arg)
+{
+    loop_stop(loop);
+}
+
+Test(loop, timers_fire_in_order_and_cancel_works)
+{
+    struct loop *l = loop_new();
+    cr_assert(l);
+    int a = 0, b = 0, c = 0;
+    int64_t now = loop_now_ms();
+    loop_add_timer(l, now + 30, mark, &a);
+    uint64_t id = loop_add_timer(l, now + 10, mark, &b);
+    loop_add_timer(l, now + 5, mark, &c);
+    loop_add_timer(l, now + 50, stop_cb, NULL);
+    loop_cancel_timer(l, id);
+    cr_assert_eq(loop_run(l), 0);
+    cr_expect(loop_now_ms() - now >= 50, "stop timer fired early");
+    cr_expect_eq(a, 1);
+    cr_expect_eq(b, 0, "cancelled timer fired");
+    cr_expect_eq(c, 1);
+    loop_free(l);
+}
+
+static void on_pipe(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    char buf[8];
+    int *got = arg;
+    *got = (int)read(fd, buf, sizeof buf);
+    loop_del_fd(loop, fd);
+    loop_stop(loop);
+}
+
+Test(loop, fd_events_are_dispatched)
+{
+    struct loop *l = loop_new();
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    int got = -1;
+    cr_assert_eq(loop_add_fd(l, p[0], EPOLLIN, on_pipe, &got), 0);
+    cr_expect_eq(loop_add_fd(l, p[0], EPOLLIN, on_pipe, &got), -EEXIST);
+    cr_assert_eq(write(p[1], "abc", 3), 3);
+    loop_add_timer(l, loop_now_ms() + 2000, stop_cb, NULL); /* a bug fails, not hangs */
+    cr_assert_eq(loop_run(l), 0);
+    cr_expect_eq(got, 3);
+    close(p[0]);
+    close(p[1]);
+    loop_free(l);
+}
