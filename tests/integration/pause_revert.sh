@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A paused process is stopped during the fault (the scenario's own expectation
+# proves it) and running again after the run ends; the report says so.
+source "$(dirname "$0")/lib.bash"
+
+start_victim ct-pause-$$
+state_probe="grep -q '^State:[[:space:]]*T' /proc/$VPID/status"
+pause_scenario "$T/s.json" "$VPID" 1500ms "
+  \"steady_state\": [
+    {\"name\": \"victim runs\", \"every\": \"100ms\", \"for\": \"300ms\",
+     \"probe\": {\"command\": {\"argv\": [\"sh\", \"-c\", \"! $state_probe\"]}}}
+  ],
+  \"expect\": [
+    {\"name\": \"victim stopped\", \"during\": \"pause victim\", \"every\": \"100ms\",
+     \"probe\": {\"command\": {\"argv\": [\"sh\", \"-c\", \"$state_probe\"]}},
+     \"expect\": {\"success_ratio\": \">= 0.9\"}}
+  ]"
+
+rc=0
+"$CHAOS" run "$T/s.json" --report-json "$T/r.json" --junit "$T/j.xml" >"$T/out" 2>&1 || rc=$?
+cat "$T/out"
+[[ $rc == 0 ]] || fail "chaos run exited $rc, wanted 0"
+is_running "$VPID" || fail "victim is $(proc_state "$VPID") after the run, wanted running"
+grep -q '^PASSED' "$T/out" || fail "no PASSED verdict printed"
+
+[[ $(json_get "$T/r.json" 'r["faults"][0]["outcome"]') == reverted ]] || fail "fault outcome not reverted"
+[[ $(json_get "$T/r.json" 'r["faults"][0]["applied_ms"] is not None and r["faults"][0]["ended_ms"] - r["faults"][0]["applied_ms"] >= 1400') == True ]] ||
+    fail "the pause did not last its 1500ms duration"
+[[ $(json_get "$T/r.json" '[c["verdict"] for c in r["checks"]]') == "['passed', 'passed', 'passed']" ]] ||
+    fail "checks: $(json_get "$T/r.json" '[(c["name"], c["verdict"], c["reason"]) for c in r["checks"]]')"
+[[ $(json_get "$T/r.json" 'r["checks"][1]["samples"]["samples"] >= 10') == True ]] ||
+    fail "expected >= 10 samples during the 1.5s pause at 100ms"
+[[ -z $(ls -A "$CHAOS_STATE_DIR/journal" 2>/dev/null) ]] || fail "journal left behind after a clean run"
+ok "pause applied, observed, reverted; report and journal as expected"
