@@ -26,15 +26,28 @@ int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
     while (*p) {
         if (*p == '-')
             return chaos_err_set(err, EINVAL, "\"%s\" is negative; durations are >= 0", s);
-        if (!isdigit((unsigned char)*p) && *p != '.')
+        /* The grammar is digits, optionally "." and digits, then a unit:
+         * no exponents, hex, or bare "." that strtod would take. */
+        if (!isdigit((unsigned char)*p))
             return chaos_err_set(err, EINVAL,
                                  "\"%s\" is not a duration (write e.g. \"500ms\", \"2s\", \"1m30s\")", s);
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno || !isfinite(v))
-            return chaos_err_set(err, EINVAL, "\"%s\" is not a duration", s);
-        p = end;
+        const char *q = p;
+        while (isdigit((unsigned char)*q))
+            q++;
+        if (*q == '.') {
+            q++;
+            if (!isdigit((unsigned char)*q))
+                return chaos_err_set(err, EINVAL, "\"%s\" is not a duration", s);
+            while (isdigit((unsigned char)*q))
+                q++;
+        }
+        char num[48];
+        if ((size_t)(q - p) >= sizeof num)
+            return chaos_err_set(err, ERANGE, "\"%s\" is longer than the 7-day maximum", s);
+        memcpy(num, p, (size_t)(q - p));
+        num[q - p] = '\0';
+        double v = strtod(num, NULL);
+        p = q;
         const struct unit *u = NULL;
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
             size_t n = strlen(units[i].name);

@@ -118,10 +118,11 @@ static bool conditions_hold(const struct check_result *r, size_t from, char *why
     for (size_t i = from; i < r->n_obs; i++)
         ok += r->obs[i].ok;
     double ratio = n ? (double)ok / (double)n : 0;
-    char want[48];
-    fmt_cmp(&c->success_ratio, false, want, sizeof want);
+    char want_ratio[48], want[48];
+    fmt_cmp(&c->success_ratio, false, want_ratio, sizeof want_ratio);
     if (!cmp_holds(&c->success_ratio, ratio)) {
-        snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n, want);
+        snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n,
+                 want_ratio);
         return false;
     }
     for (int s = 0; s < LAT__COUNT; s++) {
@@ -136,7 +137,7 @@ static bool conditions_hold(const struct check_result *r, size_t from, char *why
             return false;
         }
     }
-    snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n, want);
+    snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n, want_ratio);
     return true;
 }
 

@@ -25,7 +25,7 @@ struct cmp {
 };
 
 /* Parses "<op> <value>". latency: value is a duration, stored in microseconds;
- * otherwise a plain number. ctx/key name the field in errors. */
+ * otherwise a plain number. path names the field in errors. */
 int cmp_parse(const char *s, bool latency, const char *path, struct cmp *out,
               struct chaos_err *err) __attribute__((warn_unused_result));
 bool cmp_holds(const struct cmp *c, double v);

@@ -45,6 +45,10 @@ Test(duration, errors_say_what_is_wrong)
     cr_expect(strstr(parse_err("abc"), "not a duration"));
     cr_expect(strstr(parse_err(""), "empty"));
     cr_expect(strstr(parse_err("169h"), "7-day"));
+    cr_expect(strstr(parse_err("1e3s"), "needs a unit"));
+    cr_expect(strstr(parse_err("0x10s"), "needs a unit"));
+    cr_expect(strstr(parse_err(".5s"), "not a duration"));
+    cr_expect(strstr(parse_err("1.s"), "not a duration"));
 }
 
 Test(duration, format_round_trips)
