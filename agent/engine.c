@@ -360,6 +360,19 @@ static int recover_one(const char *id, const char *kind, const json_t *undo, voi
     return r < 0;
 }
 
+int engine_recover_file(const char *path, void (*log)(const char *line, void *arg), void *arg,
+                        struct chaos_err *err)
+{
+    struct recover_ctx rc = {.path = path, .log = log, .arg = arg};
+    struct journal_owner owner;
+    int r = journal_read_pending(path, &owner, recover_one, &rc, NULL, err);
+    if (r < 0)
+        return err->code == ENOENT ? 0 : r;
+    if (r == 0)
+        (void)unlink(path);
+    return r;
+}
+
 int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, void *arg),
                        void *arg, struct chaos_err *err)
 {
@@ -378,17 +391,16 @@ int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, 
         char path[PATH_MAX];
         if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path)
             continue;
-        /* First pass only reads the owner: a journal of a live run is not ours. */
-        struct journal_owner owner;
-        struct recover_ctx rc = {.path = path, .log = log, .arg = arg};
         struct chaos_err rerr = {0};
         if (!all) {
+            /* A journal of a run that is still alive is that run's business. */
+            struct journal_owner owner;
             size_t n;
-            int r = journal_read_pending(path, &owner, NULL, NULL, &n, &rerr);
-            if (r < 0 || journal_owner_alive(&owner))
+            if (journal_read_pending(path, &owner, NULL, NULL, &n, &rerr) < 0 ||
+                journal_owner_alive(&owner))
                 continue;
         }
-        int r = journal_read_pending(path, &owner, recover_one, &rc, NULL, &rerr);
+        int r = engine_recover_file(path, log, arg, &rerr);
         if (r < 0) {
             failures++;
             if (log)
@@ -396,8 +408,6 @@ int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, 
             continue;
         }
         failures += r;
-        if (r == 0)
-            (void)unlink(path);
     }
     closedir(d);
     return failures;

@@ -94,4 +94,11 @@ void engine_fault_describe(const struct engine_fault *f, char *buf, size_t size)
 int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, void *arg),
                        void *arg, struct chaos_err *err);
 
+/* Reverts every fault the journal at path says is still applied, whoever
+ * owns it, and removes the journal when all were reverted. Returns the number
+ * that could not be reverted, or a negative errno when path cannot be read
+ * (a missing file is not an error: nothing to do). */
+int engine_recover_file(const char *path, void (*log)(const char *line, void *arg), void *arg,
+                        struct chaos_err *err);
+
 #endif

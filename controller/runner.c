@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "duration.h"
 #include "engine.h"
+#include "guard.h"
 #include "loop.h"
 #include "probe.h"
 #include "util.h"
@@ -625,6 +626,7 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
                struct chaos_err *err)
 {
     struct run run = {.s = s, .opt = opt, .sigfd = -1};
+    struct guard guard = {.pid = -1, .fd = -1};
     int r = build_result(&run, err);
     if (r < 0)
         goto out;
@@ -636,6 +638,10 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
     struct chaos_err rerr = {0};
     if (engine_recover_dir(jdir, false, recovery_log, &run, &rerr) < 0)
         fprintf(opt->out, "recovery: %s\n", rerr.msg);
+
+    /* The guard reverts this run's faults if this process dies without doing it. */
+    if ((r = guard_start(jpath, &guard, err)) < 0)
+        goto out;
 
     /* SIGINT/SIGTERM arrive through the loop so reverting happens in order. */
     sigset_t mask, old;
@@ -661,7 +667,7 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         r = -err->code;
         goto out_sig;
     }
-    if ((r = engine_new(run.loop, jpath, NULL, 0, &run.engine, err)) < 0)
+    if ((r = engine_new(run.loop, jpath, &guard.pid, 1, &run.engine, err)) < 0)
         goto out_sig;
 
     run.mono_start = loop_now_ms();
@@ -695,6 +701,8 @@ out_sig:
     if (run.sigfd >= 0)
         close(run.sigfd);
     sigprocmask(SIG_SETMASK, &old, NULL);
+    /* Only now, with every fault reverted (or journalled as failed), may the guard go. */
+    guard_stop(&guard);
 out:
     free(run.fault_timers);
     if (r < 0) {

@@ -1,0 +1,28 @@
+/* The guard: a small watchdog process forked by `chaos run` before any fault
+ * is applied. If the run dies without reverting its faults (SIGKILL, OOM
+ * kill, a crash), the guard notices at once (its pipe from the run reaches
+ * end-of-file) and reverts what the run's journal says is still applied. A
+ * run that ends normally tells the guard to quit. The guard ignores SIGINT,
+ * SIGTERM and SIGHUP so a signal to the whole process group cannot take it
+ * down before the run has reverted. */
+#ifndef CHAOS_GUARD_H
+#define CHAOS_GUARD_H
+
+#include <sys/types.h>
+#include "chaos_err.h"
+
+struct guard {
+    pid_t pid;  /* -1 when not running */
+    int fd;     /* write end of the pipe; closing it by dying wakes the guard */
+};
+
+/* Forks the guard for the journal at journal_path. Call before anything is
+ * applied and before other threads exist. */
+int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+
+/* The run has reverted everything it could: the guard exits without acting
+ * and is reaped. Safe on a guard that never started. */
+void guard_stop(struct guard *g);
+
+#endif
