@@ -773,7 +773,7 @@ static int one_pid(const struct fault_env *env, pid_t pid, struct ent_vec *v, st
     if (fault_env_is_protected(env, pid))
         return chaos_err_set(err, EPERM,
                              "target pid %d is protected: chaos never signals PID 1, "
-                             "itself or its parent",
+                             "itself, its parent or its guard",
                              (int)pid);
     struct proc_ent e;
     char state;

@@ -118,7 +118,7 @@ static int get_field(const json_t *obj, const char *ctx, const char *key, bool r
 int jv_string(const json_t *obj, const char *ctx, const char *key, bool required,
               const char **out, struct chaos_err *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
     if (r <= 0)
         return r;
@@ -131,7 +131,7 @@ int jv_string(const json_t *obj, const char *ctx, const char *key, bool required
 int jv_duration(const json_t *obj, const char *ctx, const char *key, bool required,
                 int64_t *out_ms, struct chaos_err *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
     if (r <= 0)
         return r;
@@ -150,7 +150,7 @@ int jv_duration(const json_t *obj, const char *ctx, const char *key, bool requir
 int jv_int(const json_t *obj, const char *ctx, const char *key, bool required, long long min,
            long long max, long long *out, struct chaos_err *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
     if (r <= 0)
         return r;
@@ -169,7 +169,7 @@ int jv_int(const json_t *obj, const char *ctx, const char *key, bool required, l
 int jv_number(const json_t *obj, const char *ctx, const char *key, bool required, double min,
               double max, double *out, struct chaos_err *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
     if (r <= 0)
         return r;
@@ -188,7 +188,7 @@ int jv_number(const json_t *obj, const char *ctx, const char *key, bool required
 int jv_bool(const json_t *obj, const char *ctx, const char *key, bool required, bool *out,
             struct chaos_err *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
     if (r <= 0)
         return r;
@@ -201,7 +201,7 @@ int jv_bool(const json_t *obj, const char *ctx, const char *key, bool required, 
 int jv_array(const json_t *obj, const char *ctx, const char *key, bool required, size_t min,
              size_t max, const json_t **out, struct chaos_err *err)
 {
-    json_t *v;
+    json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
     if (r <= 0)
         return r;
