@@ -710,8 +710,8 @@ Test(process, pid_1_and_self_are_refused)
     int64_t next;
     cr_assert_eq(apply("{\"pid\":1}", "{\"action\":\"kill\"}", -1, &env, &state, &next, &err),
                  -EPERM);
-    cr_assert_str_eq(err.msg, "target pid 1 is protected: chaos never signals PID 1, itself or "
-                              "its parent");
+    cr_assert_str_eq(err.msg, "target pid 1 is protected: chaos never signals PID 1, itself, "
+                              "its parent or its guard");
     char json[64];
     snprintf(json, sizeof json, "{\"pid\":%d}", (int)getpid());
     cr_assert_eq(apply(json, "{\"action\":\"pause\"}", 1000, &env, &state, &next, &err), -EPERM);
