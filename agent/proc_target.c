@@ -1,4 +1,5 @@
 #include "proc_target.h"
+#include "regex_bounded.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -95,13 +96,11 @@ static void proc_target_freep(struct proc_target **t)
 /* Compiles t->arg as the cmdline regex; path names the field in errors. */
 static int compile_regex(struct proc_target *t, const char *path, struct chaos_err *err)
 {
-    int rc = regcomp(&t->re, t->arg, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char why[256];
-        regerror(rc, &t->re, why, sizeof why);
-        /* regcomp leaves nothing to free on failure (POSIX says re is undefined). */
-        return chaos_err_set(err, EINVAL, "%s: bad regular expression '%s': %s", path, t->arg, why);
-    }
+    char why[256];
+    /* Nothing to free on failure (POSIX says re is undefined then). */
+    if (regex_compile_bounded(&t->re, t->arg, why, sizeof why) != 0)
+        return chaos_err_set(err, EINVAL, "%s: bad regular expression '%.200s': %s", path, t->arg,
+                             why);
     t->have_re = true;
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "jsonv.h"
 #include "probe_impl.h"
+#include "regex_bounded.h"
 #include "util.h"
 
 /* Every kind this version knows, in the order error messages list them. */
@@ -253,10 +254,9 @@ int probe_parse_regex(const json_t *expect, const char *key, struct probe_regex 
     struct probe_regex *re = calloc(1, sizeof *re);
     if (!re)
         return chaos_err_set(err, ENOMEM, "expect.%s: out of memory", key);
-    int rc = regcomp(&re->re, pattern, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char why[128], q[64];
-        regerror(rc, &re->re, why, sizeof why);
+    char why[128];
+    if (regex_compile_bounded(&re->re, pattern, why, sizeof why) != 0) {
+        char q[64];
         free(re);
         probe_quote(pattern, q, sizeof q);
         return chaos_err_set(err, EINVAL, "expect.%s: %s is not a valid POSIX extended regex: %s",

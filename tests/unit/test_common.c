@@ -160,3 +160,38 @@ Test(loop, fd_events_are_dispatched)
     close(p[1]);
     loop_free(l);
 }
+
+#include "regex_bounded.h"
+
+Test(regex_bounded, ordinary_patterns_compile)
+{
+    const char *ok[] = {"^worker( --port [0-9]+)?$", "a{1,5}b+", "[[:alpha:]]+\\.json$",
+                        "(ab|cd)*e", "x{3}"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        regex_t re;
+        char why[128];
+        cr_assert_eq(regex_compile_bounded(&re, ok[i], why, sizeof why), 0, "%s: %s", ok[i], why);
+        regfree(&re);
+    }
+}
+
+Test(regex_bounded, exploding_patterns_are_refused_before_regcomp)
+{
+    /* Each of these made glibc's regcomp allocate gigabytes (fuzzer finding). */
+    const char *bad[] = {"cons++++++++++++++++++++++++++++++++++++++++++++uy",
+                         "((a{99}){99}){99}", "(((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        regex_t re;
+        char why[128];
+        cr_expect_neq(regex_compile_bounded(&re, bad[i], why, sizeof why), 0, "%s compiled", bad[i]);
+        cr_expect(strstr(why, "expand too far"), "%s: %s", bad[i], why);
+    }
+    char longp[REGEX_MAX_LEN + 2];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    regex_t re;
+    char why[128];
+    cr_expect_neq(regex_compile_bounded(&re, longp, why, sizeof why), 0);
+    cr_expect(strstr(why, "longer than"), "%s", why);
+    cr_expect_neq(regex_compile_bounded(&re, "a(", why, sizeof why), 0, "regcomp errors pass through");
+}

@@ -1,0 +1,160 @@
+#include "regex_bounded.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CAP (REGEX_MAX_NODES + 1)
+
+static size_t add(size_t a, size_t b)
+{
+    return a + b > CAP ? CAP : a + b;
+}
+
+static size_t mul(size_t a, size_t b)
+{
+    return b && a > CAP / b ? CAP : a * b;
+}
+
+/* Skips a bracket expression starting at p (on '['); returns the char after. */
+static const char *skip_bracket(const char *p)
+{
+    p++;
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p && *p != ']') {
+        if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char close = p[1];
+            p += 2;
+            while (*p && !(p[0] == close && p[1] == ']'))
+                p++;
+            if (*p)
+                p += 2;
+            continue;
+        }
+        p++;
+    }
+    return *p ? p + 1 : p;
+}
+
+/* Upper bound of the copies a "{m}" / "{m,}" / "{m,n}" makes: max(m, n) + 1. */
+static size_t interval_copies(const char **pp)
+{
+    const char *p = *pp + 1;
+    unsigned long m = 0, n = 0;
+    char *end;
+    if (isdigit((unsigned char)*p)) {
+        m = strtoul(p, &end, 10);
+        p = end;
+    }
+    if (*p == ',') {
+        p++;
+        if (isdigit((unsigned char)*p)) {
+            n = strtoul(p, &end, 10);
+            p = end;
+        }
+    }
+    if (*p != '}') /* not an interval: regcomp will judge it */
+        return 1;
+    *pp = p + 1;
+    unsigned long k = (m > n ? m : n) + 1;
+    return k > CAP ? CAP : (size_t)k;
+}
+
+/* Size of the sequence at *pp up to an unmatched ')' or the end. */
+static size_t expansion(const char **pp, int depth)
+{
+    const char *p = *pp;
+    size_t total = 0, last = 0;
+    if (depth > 64)
+        return CAP;
+    while (*p && *p != ')' && total < CAP) {
+        switch (*p) {
+        case '(':
+            p++;
+            last = add(expansion(&p, depth + 1), 1);
+            if (*p == ')')
+                p++;
+            total = add(total, last);
+            break;
+        case '|':
+            p++;
+            total = add(total, 1);
+            last = 0;
+            break;
+        case '[':
+            p = skip_bracket(p);
+            last = 1;
+            total = add(total, 1);
+            break;
+        case '\\':
+            p += p[1] ? 2 : 1;
+            last = 1;
+            total = add(total, 1);
+            break;
+        case '*':
+        case '?':
+            p++;
+            total = add(total, 1);
+            break;
+        case '+': /* "x+" becomes "xx*": the atom is copied */
+            p++;
+            total = add(total, last);
+            last = mul(last, 2);
+            break;
+        case '{': {
+            size_t k = interval_copies(&p);
+            if (k == 1) {
+                p++;
+                last = 1;
+                total = add(total, 1);
+            } else {
+                total = add(total, mul(last, k - 1));
+                last = mul(last, k);
+            }
+            break;
+        }
+        default:
+            p++;
+            last = 1;
+            total = add(total, 1);
+        }
+    }
+    *pp = p;
+    return total;
+}
+
+size_t regex_expansion(const char *pattern)
+{
+    const char *p = pattern;
+    size_t total = 0;
+    /* Stray ')' at top level are literal-ish errors for regcomp; keep going. */
+    while (*p && total < CAP) {
+        total = add(total, expansion(&p, 0));
+        if (*p == ')')
+            p++;
+    }
+    return total;
+}
+
+int regex_compile_bounded(regex_t *re, const char *pattern, char *why, size_t why_size)
+{
+    if (strlen(pattern) > REGEX_MAX_LEN) {
+        snprintf(why, why_size, "longer than %d characters", REGEX_MAX_LEN);
+        return -1;
+    }
+    if (regex_expansion(pattern) > REGEX_MAX_NODES) {
+        snprintf(why, why_size,
+                 "its repetitions expand too far (nested or stacked +, {m,n}); simplify it");
+        return -1;
+    }
+    int rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        regerror(rc, re, why, why_size);
+        return -1;
+    }
+    return 0;
+}
