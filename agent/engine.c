@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "journal.h"
+#include "loop.h"
 #include "util.h"
 
 struct engine_fault {
@@ -85,13 +86,6 @@ bool fault_env_is_protected(const struct fault_env *env, pid_t pid)
 }
 
 /* ---- the engine ---- */
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_protected, size_t n,
                struct engine **out, struct chaos_err *err)
@@ -222,7 +216,7 @@ int engine_apply(struct engine *e, const char *name, const struct fault_spec *sp
     f->env.journal = e->journal;
     f->env.fault_id = f->id;
     f->env.kind = spec->ops->kind;
-    f->env.deadline_ms = spec->info.lasting && duration_ms >= 0 ? unix_ms() + duration_ms : 0;
+    f->env.deadline_ms = spec->info.lasting && duration_ms >= 0 ? loop_unix_ms() + duration_ms : 0;
     f->next = e->faults;
     e->faults = f;
     *out = f;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "loop.h"
 #include "util.h"
 
 struct journal {
@@ -53,13 +54,6 @@ bool journal_owner_alive(const struct journal_owner *o)
     if (journal_proc_start_time(o->pid, &start) < 0)
         return false;
     return start == o->start;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int mkdir_parents(const char *dir)
@@ -136,7 +130,7 @@ int journal_open(const char *path, struct journal **out, struct chaos_err *err)
     (void)journal_proc_start_time(getpid(), &start);
     _cleanup_json_ json_t *rec = json_pack("{s:s, s:i, s:I, s:I}", "op", "open", "pid",
                                            (int)getpid(), "start", (json_int_t)start, "at",
-                                           (json_int_t)unix_ms());
+                                           (json_int_t)loop_unix_ms());
     if (!rec || (r = append_line(j, rec, err)) < 0) {
         journal_close(j, true);
         return rec ? r : chaos_err_set(err, ENOMEM, "out of memory");
@@ -166,7 +160,7 @@ int journal_record_apply(struct journal *j, const char *id, const char *kind, co
 {
     _cleanup_json_ json_t *rec =
         json_pack("{s:s, s:s, s:s, s:O, s:I, s:I}", "op", "apply", "id", id, "kind", kind, "undo",
-                  undo, "deadline", (json_int_t)deadline_unix_ms, "at", (json_int_t)unix_ms());
+                  undo, "deadline", (json_int_t)deadline_unix_ms, "at", (json_int_t)loop_unix_ms());
     if (!rec)
         return chaos_err_set(err, ENOMEM, "journal: out of memory");
     return append_line(j, rec, err);
@@ -175,7 +169,7 @@ int journal_record_apply(struct journal *j, const char *id, const char *kind, co
 int journal_record_revert(struct journal *j, const char *id, struct chaos_err *err)
 {
     _cleanup_json_ json_t *rec = json_pack("{s:s, s:s, s:I}", "op", "revert", "id", id, "at",
-                                           (json_int_t)unix_ms());
+                                           (json_int_t)loop_unix_ms());
     if (!rec)
         return chaos_err_set(err, ENOMEM, "journal: out of memory");
     return append_line(j, rec, err);

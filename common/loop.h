@@ -18,6 +18,10 @@ int64_t loop_now_ms(void);
 /* Monotonic clock in microseconds (for latency measurements). */
 int64_t loop_now_us(void);
 
+/* Wall-clock time (CLOCK_REALTIME) in milliseconds since the epoch: for
+ * journals and reports, never for scheduling. */
+int64_t loop_unix_ms(void);
+
 /* Returns NULL with errno set on failure. */
 struct loop *loop_new(void);
 /* Frees the loop and its pending timers; does not close watched fds. NULL is fine. */

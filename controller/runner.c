@@ -34,13 +34,6 @@ struct run {
     int sigfd;
 };
 
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 const char *runner_default_state_dir(void)
 {
     const char *d = getenv("CHAOS_STATE_DIR");
@@ -671,7 +664,7 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         goto out_sig;
 
     run.mono_start = loop_now_ms();
-    run.res->started_unix_ms = unix_ms();
+    run.res->started_unix_ms = loop_unix_ms();
     run.res->mono_start_ms = run.mono_start;
     run.expected_total = 2 * steady_ms(s) + scenario_fault_phase_ms(s);
     if (after_ms(s) > scenario_fault_phase_ms(s))
