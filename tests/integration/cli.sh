@@ -59,6 +59,7 @@ ok "a fault that cannot be applied: exit 3 with the reason"
 
 # Every broken scenario of the corpus: `chaos run` exits 2 and writes nothing.
 export CHAOS_STATE_DIR="$T/state-broken"
+start_victim ct-cli2-$$
 n=0
 for f in "$CHAOS_SOURCE"/tests/scenarios/broken/*.json; do
     expect_exit 2 "$CHAOS" run "$f"
