@@ -59,7 +59,6 @@ ok "a fault that cannot be applied: exit 3 with the reason"
 
 # Every broken scenario of the corpus: `chaos run` exits 2 and writes nothing.
 export CHAOS_STATE_DIR="$T/state-broken"
-start_victim ct-cli2-$$
 n=0
 for f in "$CHAOS_SOURCE"/tests/scenarios/broken/*.json; do
     expect_exit 2 "$CHAOS" run "$f"
@@ -68,5 +67,4 @@ for f in "$CHAOS_SOURCE"/tests/scenarios/broken/*.json; do
     n=$((n + 1))
 done
 ((n >= 30)) || fail "only $n broken scenarios in the corpus"
-is_running "$VPID" || fail "a broken scenario touched the victim"
 ok "$n broken scenarios: chaos run exits 2 naming the field, nothing written"
