@@ -51,6 +51,7 @@ struct proc_state {
     uint64_t rng;     /* the pick's PRNG, continued from round to round */
     struct victim *v; /* pause: the paused; kill: the last round's victims */
     size_t n;
+    size_t already_stopped; /* pause: matches left alone, stopped by someone else */
     bool reverted; /* pause: resumed */
 };
 
@@ -494,9 +495,41 @@ static int resume_all(struct proc_state *st, struct chaos_err *err)
     return first;
 }
 
+/* Drops from st the processes that are stopped already (job control, a
+ * debugger): pausing them is moot, and resuming them at the end would undo
+ * someone else's stop. The pause leaves them exactly as it found them. */
+static int skip_already_stopped(struct proc_state *st, struct chaos_err *err)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        struct proc_ent now;
+        char state = 0;
+        if (proc_target_stat(st->v[i].ent.pid, &now, &state) == 0 && now.start == st->v[i].ent.start &&
+            (state == 'T' || state == 't')) {
+            close(st->v[i].pidfd);
+            st->already_stopped++;
+            continue;
+        }
+        st->v[w++] = st->v[i];
+    }
+    st->n = w;
+    if (st->n == 0) {
+        char what[4200];
+        proc_target_describe(st->target, what, sizeof what);
+        return chaos_err_set(err, ESRCH,
+                             "target matched only processes that are stopped already (%s: %zu); "
+                             "nothing to pause",
+                             what, st->already_stopped);
+    }
+    return 0;
+}
+
 static int pause_apply(const struct fault_env *env, struct proc_state *st, struct chaos_err *err)
 {
     int r = resolve_victims(env, st, err);
+    if (r < 0)
+        return r;
+    r = skip_already_stopped(st, err);
     if (r < 0)
         return r;
     /* Journal first: if we crash between two SIGSTOPs, recovery must know
@@ -657,8 +690,12 @@ static void process_describe(const void *state, char *buf, size_t size)
         snprintf(seed, sizeof seed, "; pick seed %llu", (unsigned long long)st->seed);
     const char *s = st->n == 1 ? "" : "es";
     if (st->action == ACTION_PAUSE) {
-        snprintf(buf, size, "%s %zu process%s: %s%s", st->reverted ? "resumed" : "paused", st->n, s,
-                 list, seed);
+        char skipped[96] = "";
+        if (st->already_stopped)
+            snprintf(skipped, sizeof skipped, " (%zu stopped already, left alone)",
+                     st->already_stopped);
+        snprintf(buf, size, "%s %zu process%s: %s%s%s", st->reverted ? "resumed" : "paused", st->n,
+                 s, list, skipped, seed);
         return;
     }
     char sig[32], round[64] = "";

@@ -54,6 +54,7 @@ void report_print_verdict(const struct scenario *s, const struct run_result *r, 
         if (cr->check->section == SECTION_ABORT && cr->res.verdict == CHECK_PASSED)
             continue; /* an abort condition that never triggered is not news */
         const char *mark = cr->res.verdict == CHECK_PASSED   ? "ok  "
+                           : cr->check->section == SECTION_ABORT ? "TRIGGERED"
                            : cr->res.verdict == CHECK_FAILED ? "FAIL"
                                                              : "skip";
         const char *what = cr->check->section == SECTION_STEADY ? "steady state"

@@ -25,13 +25,17 @@ fail() {
 }
 ok() { echo "ok: $*"; }
 
-# start_victim NAME: a sleeping process whose comm is NAME (<= 15 chars); sets VPID.
+# start_victim NAME: a sleeping process whose comm is NAME (<= 15 chars); sets
+# VPID. Returns once the fork has exec'd, so the name is there to be matched.
 start_victim() {
     cp /bin/sleep "$T/$1"
     "$T/$1" 600 >/dev/null 2>&1 &
     VPID=$!
     OWNED_PIDS+=("$VPID")
+    wait_until 5 has_name "$VPID" "$1"
 }
+
+has_name() { [[ $(cat "/proc/$1/comm" 2>/dev/null) == "$2" ]]; }
 
 # proc_state PID: one letter, R/S/T/Z...
 proc_state() { sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status"; }

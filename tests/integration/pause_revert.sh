@@ -32,3 +32,26 @@ grep -q '^PASSED' "$T/out" || fail "no PASSED verdict printed"
     fail "expected >= 10 samples during the 1.5s pause at 100ms"
 [[ -z $(ls -A "$CHAOS_STATE_DIR/journal" 2>/dev/null) ]] || fail "journal left behind after a clean run"
 ok "pause applied, observed, reverted; report and journal as expected"
+
+# A process someone else stopped before the pause is left exactly as it was.
+name=ct-pst-$$
+start_victim "$name"
+running=$VPID
+"$T/$name" 600 >/dev/null 2>&1 &
+stopped=$!
+OWNED_PIDS+=("$stopped")
+wait_until 5 has_name "$stopped" "$name" # stop it after exec, not as the forking shell
+kill -STOP "$stopped"
+wait_until 5 is_stopped "$stopped"
+cat >"$T/s2.json" <<JSON
+{"version": 1, "name": "pause-by-name",
+ "faults": [{"name": "pause both", "kind": "process", "duration": "500ms",
+             "target": {"name": "$name"}, "params": {"action": "pause"}}]}
+JSON
+"$CHAOS" run "$T/s2.json" >"$T/out2" 2>&1 || fail "pause-by-name exited $?: $(cat "$T/out2")"
+cat "$T/out2"
+grep -q "paused 1 process: $running ($name) (1 stopped already, left alone)" "$T/out2" ||
+    fail "the description does not say the stopped process was left alone"
+is_running "$running" || fail "the running victim was not resumed"
+is_stopped "$stopped" || fail "the pause resumed a process someone else had stopped"
+ok "a process stopped by someone else stays stopped"
