@@ -71,7 +71,8 @@ static size_t expansion(const char **pp, int depth)
     size_t total = 0, last = 0;
     if (depth > 64)
         return CAP;
-    while (*p && *p != ')' && total < CAP) {
+    /* A ')' with no '(' open is a literal for glibc: only nested calls stop at one. */
+    while (*p && !(*p == ')' && depth > 0) && total < CAP) {
         switch (*p) {
         case '(':
             p++;
@@ -102,6 +103,8 @@ static size_t expansion(const char **pp, int depth)
             break;
         case '+': /* "x+" becomes "xx*": the atom is copied */
             p++;
+            if (last == 0) /* nothing to repeat: glibc may take it as a literal */
+                last = 1;
             total = add(total, last);
             last = mul(last, 2);
             break;
@@ -112,6 +115,8 @@ static size_t expansion(const char **pp, int depth)
                 last = 1;
                 total = add(total, 1);
             } else {
+                if (last == 0)
+                    last = 1;
                 total = add(total, mul(last, k - 1));
                 last = mul(last, k);
             }
@@ -130,14 +135,7 @@ static size_t expansion(const char **pp, int depth)
 size_t regex_expansion(const char *pattern)
 {
     const char *p = pattern;
-    size_t total = 0;
-    /* Stray ')' at top level are literal-ish errors for regcomp; keep going. */
-    while (*p && total < CAP) {
-        total = add(total, expansion(&p, 0));
-        if (*p == ')')
-            p++;
-    }
-    return total;
+    return expansion(&p, 0);
 }
 
 int regex_compile_bounded(regex_t *re, const char *pattern, char *why, size_t why_size)

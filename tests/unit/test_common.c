@@ -179,7 +179,10 @@ Test(regex_bounded, exploding_patterns_are_refused_before_regcomp)
 {
     /* Each of these made glibc's regcomp allocate gigabytes (fuzzer finding). */
     const char *bad[] = {"cons++++++++++++++++++++++++++++++++++++++++++++uy",
-                         "((a{99}){99}){99}", "(((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+"};
+                         "((a{99}){99}){99}", "(((((((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
+                         /* a stray ')' is a literal to glibc, and so is a leading '+' */
+                         "cons++++++++++&++++++)+++++++++++++++++++++++++++++++++uyments)",
+                         "++++++++++++++++++++++++++++++++++++++++", "|{9}{9}{9}{9}{9}{9}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         regex_t re;
         char why[128];
