@@ -37,7 +37,21 @@ struct run {
 const char *runner_default_state_dir(void)
 {
     const char *d = getenv("CHAOS_STATE_DIR");
-    return d && *d ? d : "/var/lib/chaos";
+    if (d && *d)
+        return d;
+    if (geteuid() == 0)
+        return "/var/lib/chaos";
+    /* An unprivileged user can still pause their own processes; their
+     * journals go where the XDG base directory spec keeps state. */
+    static char buf[PATH_MAX];
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg == '/')
+        snprintf(buf, sizeof buf, "%s/chaos", xdg);
+    else if (home && *home == '/')
+        snprintf(buf, sizeof buf, "%s/.local/state/chaos", home);
+    else
+        snprintf(buf, sizeof buf, "/tmp/chaos-%d", (int)geteuid());
+    return buf;
 }
 
 static int64_t rel_ms(const struct run *run)

@@ -82,7 +82,8 @@ void run_result_free(struct run_result *r);
 /* Prints what a run would do, without touching anything (--dry-run). */
 void runner_print_plan(const struct scenario *s, FILE *out);
 
-/* The default state folder: $CHAOS_STATE_DIR, else /var/lib/chaos. */
+/* The default state folder: $CHAOS_STATE_DIR; else /var/lib/chaos for root,
+ * $XDG_STATE_HOME/chaos or ~/.local/state/chaos for other users. */
 const char *runner_default_state_dir(void);
 
 #endif
