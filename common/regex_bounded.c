@@ -1,6 +1,7 @@
 #include "regex_bounded.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,19 +65,29 @@ static size_t interval_copies(const char **pp)
     return k > CAP ? CAP : (size_t)k;
 }
 
+struct scan {
+    bool stacked; /* a repetition operator directly after another one */
+};
+
 /* Size of the sequence at *pp up to an unmatched ')' or the end. */
-static size_t expansion(const char **pp, int depth)
+static size_t expansion(const char **pp, int depth, struct scan *sc)
 {
     const char *p = *pp;
     size_t total = 0, last = 0;
+    bool after_quant = false; /* the previous token was *, +, ? or {m,n} */
     if (depth > 64)
         return CAP;
     /* A ')' with no '(' open is a literal for glibc: only nested calls stop at one. */
     while (*p && !(*p == ')' && depth > 0) && total < CAP) {
+        bool quant = *p == '*' || *p == '+' || *p == '?' ||
+                     (*p == '{' && isdigit((unsigned char)p[1]));
+        if (quant && after_quant)
+            sc->stacked = true;
+        after_quant = quant;
         switch (*p) {
         case '(':
             p++;
-            last = add(expansion(&p, depth + 1), 1);
+            last = add(expansion(&p, depth + 1, sc), 1);
             if (*p == ')')
                 p++;
             total = add(total, last);
@@ -135,13 +146,30 @@ static size_t expansion(const char **pp, int depth)
 size_t regex_expansion(const char *pattern)
 {
     const char *p = pattern;
-    return expansion(&p, 0);
+    struct scan sc = {0};
+    return expansion(&p, 0, &sc);
+}
+
+bool regex_has_stacked_repetition(const char *pattern)
+{
+    const char *p = pattern;
+    struct scan sc = {0};
+    expansion(&p, 0, &sc);
+    return sc.stacked;
 }
 
 int regex_compile_bounded(regex_t *re, const char *pattern, char *why, size_t why_size)
 {
     if (strlen(pattern) > REGEX_MAX_LEN) {
         snprintf(why, why_size, "longer than %d characters", REGEX_MAX_LEN);
+        return -1;
+    }
+    /* POSIX leaves "a+?", "a**" undefined, and glibc's closure computation
+     * over a run of them takes minutes (fuzzer finding): refuse them. */
+    if (regex_has_stacked_repetition(pattern)) {
+        snprintf(why, why_size,
+                 "repetition operators directly after one another (like \"+?\" or \"**\") "
+                 "are undefined in POSIX extended regexes; group them: \"(a+)?\"");
         return -1;
     }
     if (regex_expansion(pattern) > REGEX_MAX_NODES) {

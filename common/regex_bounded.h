@@ -9,6 +9,7 @@
 #define CHAOS_REGEX_BOUNDED_H
 
 #include <regex.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define REGEX_MAX_LEN 1024
@@ -22,5 +23,9 @@ int regex_compile_bounded(regex_t *re, const char *pattern, char *why, size_t wh
 /* The estimated number of nodes pattern expands to (capped just above
  * REGEX_MAX_NODES); exposed for tests. */
 size_t regex_expansion(const char *pattern);
+
+/* True when a repetition operator directly follows another ("a+?", "a**",
+ * "a{2}{3}"): undefined in POSIX EREs, and slow to compile in glibc. */
+bool regex_has_stacked_repetition(const char *pattern);
 
 #endif
