@@ -155,6 +155,18 @@ static void on_revert_timer(struct loop *loop, void *arg)
 }
 
 static void on_step_timer(struct loop *loop, void *arg);
+static void finish_if_done(struct engine_fault *f);
+
+static void on_natural_end(struct loop *loop, void *arg)
+{
+    struct engine_fault *f = arg;
+    f->revert_timer = 0;
+    if (f->step_timer) { /* cannot happen with every x count; never outlive the window */
+        loop_cancel_timer(loop, f->step_timer);
+        f->step_timer = 0;
+    }
+    finish_if_done(f);
+}
 
 static void schedule_step(struct engine_fault *f, int64_t next_step_ms)
 {
@@ -164,10 +176,12 @@ static void schedule_step(struct engine_fault *f, int64_t next_step_ms)
             loop_add_timer(f->engine->loop, loop_now_ms() + next_step_ms, on_step_timer, f);
 }
 
-/* A non-lasting fault is done once it has no more steps to run. */
+/* A non-lasting fault is done once it has no more steps to run and its
+ * natural duration (a repeated kill: every x count) has passed, so windows
+ * "during" it also see the effect of its last round. */
 static void finish_if_done(struct engine_fault *f)
 {
-    if (f->st == FAULT_ACTIVE && !f->spec->info.lasting && !f->step_timer) {
+    if (f->st == FAULT_ACTIVE && !f->spec->info.lasting && !f->step_timer && !f->revert_timer) {
         f->st = FAULT_REVERTED;
         char d[512];
         engine_fault_describe(f, d, sizeof d);
@@ -237,6 +251,9 @@ int engine_apply(struct engine *e, const char *name, const struct fault_spec *sp
     f->st = FAULT_ACTIVE;
     if (spec->info.lasting)
         f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + duration_ms, on_revert_timer, f);
+    else if (spec->info.natural_duration_ms > 0)
+        f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + spec->info.natural_duration_ms,
+                                         on_natural_end, f);
     schedule_step(f, next);
     char d[512];
     engine_fault_describe(f, d, sizeof d);

@@ -40,7 +40,8 @@ enum engine_event {
     ENGINE_APPLIED,   /* apply succeeded */
     ENGINE_STEPPED,   /* a repeated action ran again (detail says what) */
     ENGINE_STEP_FAILED,
-    ENGINE_FINISHED,  /* a non-lasting fault did its last action */
+    ENGINE_FINISHED,  /* a non-lasting fault did its last action and its natural
+                         duration (every x count) has passed */
     ENGINE_REVERTED,  /* revert succeeded (by request or because the duration ended) */
     ENGINE_FAILED,    /* revert failed: the system may still carry the fault */
 };

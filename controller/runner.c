@@ -451,7 +451,7 @@ static void begin_after(struct run *run)
 {
     run->phase = PHASE_AFTER;
     if (run->s->n_steady)
-        event(run, "all faults reverted; checking the steady state again");
+        event(run, "every fault has ended; checking the steady state again");
     start_phase_checks(run, PHASE_AFTER);
     maybe_advance(run);
 }

@@ -177,11 +177,15 @@ Test(engine, repeated_actions_step_then_finish)
     flog.steps_wanted = 3;
     struct events ev = {.loop = l, .stop_on_end = true};
     struct engine_fault *f;
-    cr_assert_eq(engine_apply(e, "k", &repeated, -1, on_event, &ev, &f, &err), 0);
+    /* Rounds at 0, 20, 40, 60 ms; active for every x count = 80 ms. */
+    struct fault_spec rep = {.ops = &fake_ops, .info = {.natural_duration_ms = 80}};
+    int64_t t0 = loop_now_ms();
+    cr_assert_eq(engine_apply(e, "k", &rep, -1, on_event, &ev, &f, &err), 0);
     bool timed_out = false;
     loop_add_timer(l, loop_now_ms() + 3000, give_up, &timed_out);
     loop_run(l);
     cr_assert_not(timed_out);
+    cr_expect_geq(loop_now_ms() - t0, 80, "finished before every x count had passed");
     cr_expect_eq(flog.steps, 3);
     cr_expect_eq(ev.stepped, 3);
     cr_expect_eq(ev.finished, 1);
