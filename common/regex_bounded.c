@@ -41,7 +41,9 @@ static const char *skip_bracket(const char *p)
     return *p ? p + 1 : p;
 }
 
-/* Upper bound of the copies a "{m}" / "{m,}" / "{m,n}" makes: max(m, n) + 1. */
+/* Upper bound of the copies a "{m}" / "{m,}" / "{m,n}" makes: max(m, n) + 1,
+ * with *pp moved past the '}'. 0 when *pp does not start an interval (then
+ * *pp is untouched and the '{' is a literal). */
 static size_t interval_copies(const char **pp)
 {
     const char *p = *pp + 1;
@@ -59,7 +61,7 @@ static size_t interval_copies(const char **pp)
         }
     }
     if (*p != '}') /* not an interval: regcomp will judge it */
-        return 1;
+        return 0;
     *pp = p + 1;
     unsigned long k = (m > n ? m : n) + 1;
     return k > CAP ? CAP : (size_t)k;
@@ -121,7 +123,7 @@ static size_t expansion(const char **pp, int depth, struct scan *sc)
             break;
         case '{': {
             size_t k = interval_copies(&p);
-            if (k == 1) {
+            if (k == 0) {
                 p++;
                 last = 1;
                 total = add(total, 1);
