@@ -69,6 +69,7 @@ static size_t interval_copies(const char **pp)
 
 struct scan {
     bool stacked; /* a repetition operator directly after another one */
+    bool backref; /* \1..\9: a glibc extension that makes matching backtrack */
 };
 
 /* Size of the sequence at *pp up to an unmatched ')' or the end. */
@@ -105,6 +106,8 @@ static size_t expansion(const char **pp, int depth, struct scan *sc)
             total = add(total, 1);
             break;
         case '\\':
+            if (p[1] >= '1' && p[1] <= '9')
+                sc->backref = true;
             p += p[1] ? 2 : 1;
             last = 1;
             total = add(total, 1);
@@ -145,18 +148,24 @@ static size_t expansion(const char **pp, int depth, struct scan *sc)
     return total;
 }
 
-size_t regex_expansion(const char *pattern)
+/* One pass over pattern: its expansion, and the constructs we refuse. */
+static size_t scan_pattern(const char *pattern, struct scan *sc)
 {
     const char *p = pattern;
-    struct scan sc = {0};
-    return expansion(&p, 0, &sc);
+    *sc = (struct scan){0};
+    return expansion(&p, 0, sc);
+}
+
+size_t regex_expansion(const char *pattern)
+{
+    struct scan sc;
+    return scan_pattern(pattern, &sc);
 }
 
 bool regex_has_stacked_repetition(const char *pattern)
 {
-    const char *p = pattern;
-    struct scan sc = {0};
-    expansion(&p, 0, &sc);
+    struct scan sc;
+    scan_pattern(pattern, &sc);
     return sc.stacked;
 }
 
@@ -168,13 +177,22 @@ int regex_compile_bounded(regex_t *re, const char *pattern, char *why, size_t wh
     }
     /* POSIX leaves "a+?", "a**" undefined, and glibc's closure computation
      * over a run of them takes minutes (fuzzer finding): refuse them. */
-    if (regex_has_stacked_repetition(pattern)) {
+    struct scan sc;
+    size_t nodes = scan_pattern(pattern, &sc);
+    if (sc.stacked) {
         snprintf(why, why_size,
                  "repetition operators directly after one another (like \"+?\" or \"**\") "
                  "are undefined in POSIX extended regexes; group them: \"(a+)?\"");
         return -1;
     }
-    if (regex_expansion(pattern) > REGEX_MAX_NODES) {
+    /* Matching with back-references backtracks, exponentially in the worst
+     * case, over inputs up to a megabyte (HTTP bodies). */
+    if (sc.backref) {
+        snprintf(why, why_size,
+                 "back-references (\\1 to \\9) are not part of POSIX extended regexes");
+        return -1;
+    }
+    if (nodes > REGEX_MAX_NODES) {
         snprintf(why, why_size,
                  "its repetitions expand too far (nested or stacked +, {m,n}); simplify it");
         return -1;

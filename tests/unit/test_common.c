@@ -208,6 +208,8 @@ Test(regex_bounded, exploding_patterns_are_refused_before_regcomp)
     cr_expect_neq(regex_compile_bounded(&re, longp, why, sizeof why), 0);
     cr_expect(strstr(why, "longer than"), "%s", why);
     cr_expect_neq(regex_compile_bounded(&re, "a(", why, sizeof why), 0, "regcomp errors pass through");
+    cr_expect_neq(regex_compile_bounded(&re, "(a*)*\\1", why, sizeof why), 0);
+    cr_expect(strstr(why, "back-references"), "%s", why);
     /* An empty interval at the very end used to step past the NUL (fuzzer, ASan). */
     cr_expect_neq(regex_compile_bounded(&re, "{{w?{0{{{{1{{}", why, sizeof why), 0);
     (void)regex_expansion("{}");
