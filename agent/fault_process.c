@@ -327,6 +327,16 @@ static void free_statep(struct proc_state **st)
 
 /* Resolves and picks the targets of one round into st->v, each with a
  * verified pidfd open. Processes that exit meanwhile are left out. */
+/* The target matched, but every match exited before it could be acted on. */
+static int all_exited_error(const struct proc_state *st, const char *acted, struct chaos_err *err)
+{
+    char what[4200];
+    proc_target_describe(st->target, what, sizeof what);
+    return chaos_err_set(err, ESRCH,
+                         "target matched no process (%s; they all exited before they could be %s)",
+                         what, acted);
+}
+
 static int resolve_victims(const struct fault_env *env, struct proc_state *st,
                            struct chaos_err *err)
 {
@@ -355,12 +365,7 @@ static int resolve_victims(const struct fault_env *env, struct proc_state *st,
     }
     free(ents);
     if (st->n == 0) {
-        char what[4200];
-        proc_target_describe(st->target, what, sizeof what);
-        return chaos_err_set(err, ESRCH,
-                             "target matched no process (%s; they all exited "
-                             "before they could be signalled)",
-                             what);
+        return all_exited_error(st, "signalled", err);
     }
     return 0;
 }
@@ -417,12 +422,7 @@ static int kill_round(const struct fault_env *env, struct proc_state *st, struct
                              sig, failed, strerror(-first), sent, sent == 1 ? " was" : "es were");
     }
     if (sent == 0) {
-        char what[4200];
-        proc_target_describe(st->target, what, sizeof what);
-        return chaos_err_set(err, ESRCH,
-                             "target matched no process (%s; they all exited "
-                             "before they could be signalled)",
-                             what);
+        return all_exited_error(st, "signalled", err);
     }
     return 0;
 }
@@ -553,12 +553,7 @@ static int pause_apply(const struct fault_env *env, struct proc_state *st, struc
         break;
     }
     if (r == 0 && stopped == 0) {
-        char what[4200];
-        proc_target_describe(st->target, what, sizeof what);
-        r = chaos_err_set(err, ESRCH,
-                          "target matched no process (%s; they all exited before "
-                          "they could be paused)",
-                          what);
+        r = all_exited_error(st, "paused", err);
     }
     if (r < 0) {
         /* Leave nothing applied: resume what we stopped and empty the undo
