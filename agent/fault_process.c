@@ -173,8 +173,7 @@ __attribute__((format(printf, 4, 5))) static int field_err(struct chaos_err *err
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return chaos_err_set(err, EINVAL, "%s%s%s: %s", ctx && *ctx ? ctx : "", ctx && *ctx ? ": " : "",
-                         field, msg);
+    return chaos_err_setctx(err, EINVAL, ctx, "%s: %s", field, msg);
 }
 
 static int parse_params(const json_t *params, const char *pctx, const char *ctx,

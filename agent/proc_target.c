@@ -63,20 +63,6 @@ static const char *const unit_suffixes[] = {
     ".swap",    ".timer", ".target", ".path",   ".device",
 };
 
-/* "ctx: message" into err (or just the message when ctx is empty). */
-__attribute__((format(printf, 4, 5))) static int ctx_err(struct chaos_err *err, int code,
-                                                         const char *ctx, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (ctx && *ctx)
-        return chaos_err_set(err, code, "%s: %s", ctx, msg);
-    return chaos_err_set(err, code, "%s", msg);
-}
-
 void proc_target_free(struct proc_target *t)
 {
     if (!t)
@@ -298,7 +284,7 @@ int proc_target_parse(const json_t *target, const char *ctx, const char *const e
         n_set++;
     }
     if (n_set != 1)
-        return ctx_err(err, EINVAL, ctx, "give exactly one of " SELECTOR_LIST " (got %s)",
+        return chaos_err_setctx(err, EINVAL, ctx, "give exactly one of " SELECTOR_LIST " (got %s)",
                        n_set ? got : "none");
 
     _cleanup_target_ struct proc_target *t = calloc(1, sizeof *t);

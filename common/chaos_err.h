@@ -17,9 +17,14 @@ struct chaos_err {
 int chaos_err_set(struct chaos_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Puts "prefix: " in front of the message already in err (no-op on NULL). */
+/* Puts "prefix: " in front of the message already in err. No-op when err is
+ * NULL or the prefix comes out empty (a top-level context has no name). */
 void chaos_err_prefix(struct chaos_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* chaos_err_set, then "ctx: " in front unless ctx is NULL or empty. */
+int chaos_err_setctx(struct chaos_err *err, int code, const char *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Clears err so it can be reused. */
 void chaos_err_clear(struct chaos_err *err);

@@ -41,8 +41,7 @@ static void kinds_list(char *buf, size_t size)
 /* Puts "<ctx>: " in front of err unless ctx is empty; returns r. */
 static int with_ctx(struct chaos_err *err, const char *ctx, int r)
 {
-    if (ctx && *ctx)
-        chaos_err_prefix(err, "%s", ctx);
+    chaos_err_prefix(err, "%s", ctx ? ctx : "");
     return r;
 }
 

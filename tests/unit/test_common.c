@@ -103,6 +103,12 @@ Test(chaos_err, prefix_keeps_the_message)
     chaos_err_prefix(&err, "file.json");
     cr_expect_str_eq(err.msg, "file.json: bad thing");
     cr_expect_eq(err.code, EINVAL);
+    chaos_err_prefix(&err, "%s", "");
+    cr_expect_str_eq(err.msg, "file.json: bad thing", "an empty context adds nothing");
+    cr_expect_eq(chaos_err_setctx(&err, ERANGE, "faults[0]", "n: %d too big", 7), -ERANGE);
+    cr_expect_str_eq(err.msg, "faults[0]: n: 7 too big");
+    chaos_err_setctx(&err, ERANGE, "", "n: %d too big", 7);
+    cr_expect_str_eq(err.msg, "n: 7 too big");
 }
 
 static void mark(struct loop *loop, void *arg)
