@@ -9,7 +9,10 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES=(build-essential cmake pkg-config curl iproute2 procps
     libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev
     libnl-3-dev libnl-route-3-dev libseccomp-dev)
-TEST_PACKAGES=(libcriterion-dev python3 python3-jsonschema libxml2-utils openssl)
+# user-mode-linux, kmod, iputils-ping: the UML tests (tests/uml/); the guest
+# runs the host's own ip, tc, ping and insmod through hostfs.
+TEST_PACKAGES=(libcriterion-dev python3 python3-jsonschema libxml2-utils openssl
+    user-mode-linux kmod iputils-ping)
 
 install_missing() {
     local missing=() p
