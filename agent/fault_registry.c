@@ -3,9 +3,11 @@
 #include <string.h>
 
 extern const struct fault_ops fault_process_ops;
+extern const struct fault_ops fault_network_ops;
 
 /* Every fault kind this build knows, in the order docs list them. */
 static const struct fault_ops *const fault_kinds[] = {
+    &fault_network_ops,
     &fault_process_ops,
 };
 
@@ -19,5 +21,5 @@ const struct fault_ops *fault_ops_find(const char *kind)
 
 const char *fault_kinds_list(void)
 {
-    return "process";
+    return "network, process";
 }

@@ -1,0 +1,380 @@
+/* The "network" fault kind: netem on the packets a scope selects, in any
+ * network namespace, egress, ingress (through an ifb) or both, programmed
+ * through route netlink (libnl), never by forking tc.
+ *
+ * The tc tree itself (prio root, one band per fault, snapshots of a root
+ * someone configured) is net_tree's; the scope's u32 rules are net_scope's;
+ * netem's options are netem_params'. This file ties them to the engine: it
+ * journals exactly which slot on which interface of which namespace it is
+ * about to use before it changes anything, and undoes that after a crash. */
+#include "fault.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonv.h"
+#include "net_scope.h"
+#include "net_tree.h"
+#include "netem_params.h"
+#include "nl_tc.h"
+#include "tc_snapshot.h"
+#include "util.h"
+
+/* Undo on a path that already failed: the first error is the one to report. */
+#define best_effort(call) \
+    do {                  \
+        if ((call) < 0) { \
+        }                 \
+    } while (0)
+
+struct net_spec {
+    struct net_target target;
+    struct netem_params params;
+};
+
+/* One side (egress on the interface, or ingress on its ifb) of an applied fault. */
+struct net_side {
+    bool on;
+    int slot;
+};
+
+struct net_state {
+    char ns_path[288];   /* "" for our own namespace */
+    struct nltc_ns_id ns;
+    int ifindex;
+    char ifname[IFNAMSIZ];
+    struct net_side egress, ingress;
+    struct netem_params params;
+    char scope[256];
+    bool reverted;
+};
+
+/* ---- parse ---- */
+
+static void free_spec(void *p)
+{
+    struct net_spec *s = p;
+    if (!s)
+        return;
+    net_target_clear(&s->target);
+    free(s);
+}
+
+static void free_specp(struct net_spec **s)
+{
+    free_spec(*s);
+}
+
+static int network_parse(const json_t *target, const json_t *params, const char *ctx,
+                         int64_t duration_ms, void **spec, struct fault_info *info,
+                         struct chaos_err *err)
+{
+    char tctx[320], pctx[320];
+    bool has_ctx = ctx && *ctx;
+    snprintf(tctx, sizeof tctx, "%s%starget", has_ctx ? ctx : "", has_ctx ? ": " : "");
+    snprintf(pctx, sizeof pctx, "%s%sparams", has_ctx ? ctx : "", has_ctx ? ": " : "");
+    __attribute__((cleanup(free_specp))) struct net_spec *s = calloc(1, sizeof *s);
+    if (!s)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    int r = net_target_parse(target, tctx, &s->target, err);
+    if (r < 0)
+        return r;
+    r = netem_params_parse(params, pctx, &s->params, err);
+    if (r < 0)
+        return r;
+    if (duration_ms < 0)
+        return chaos_err_setctx(err, EINVAL, ctx,
+                                "duration: required for a network fault (it is reverted when "
+                                "the duration ends)");
+    if (duration_ms == 0)
+        return chaos_err_setctx(err, EINVAL, ctx, "duration: must be more than 0");
+    info->lasting = true;
+    info->natural_duration_ms = 0;
+    *spec = steal_pointer(&s);
+    return 0;
+}
+
+/* ---- apply ---- */
+
+static void free_state(void *p)
+{
+    free(p);
+}
+
+static void nltc_closep(struct nl_tc **t)
+{
+    nltc_close(*t);
+}
+
+static int open_ns(const struct net_state *st, struct nltc_ns_id *id, struct nl_tc **t,
+                   struct chaos_err *err)
+{
+    return nltc_open(st->ns_path[0] ? st->ns_path : NULL, id, t, err);
+}
+
+static json_t *undo_record(const struct net_state *st, const struct tc_snapshot *snap)
+{
+    json_t *u = json_pack("{s:s, s:I, s:I, s:i, s:s}", "netns", st->ns_path, "ns_dev",
+                          (json_int_t)st->ns.dev, "ns_ino", (json_int_t)st->ns.ino, "ifindex",
+                          st->ifindex, "ifname", st->ifname);
+    if (!u)
+        return NULL;
+    if (st->egress.on)
+        json_object_set_new(u, "egress_slot", json_integer(st->egress.slot));
+    if (st->ingress.on)
+        json_object_set_new(u, "ingress_slot", json_integer(st->ingress.slot));
+    /* A copy of the root we replace, in case the hand-off file is lost. */
+    if (snap)
+        json_object_set_new(u, "snapshot", tc_snapshot_to_json(snap));
+    return u;
+}
+
+/* The slot the ifb of ifindex will give us (0 while it does not exist). */
+static int plan_ingress(struct nl_tc *t, const struct net_state *st, struct net_tree_plan *plan,
+                        struct chaos_err *err)
+{
+    char ifb[IFNAMSIZ];
+    int ifb_index;
+    net_tree_ifb_name(st->ifindex, ifb);
+    memset(plan, 0, sizeof *plan);
+    if (nltc_link_index(t, ifb, &ifb_index, NULL) < 0) {
+        plan->slot = 0;
+        plan->create_root = true;
+        return 0;
+    }
+    return net_tree_plan(t, ifb_index, ifb, plan, err);
+}
+
+/* Removes what st says is on; used by revert, recover and a failed apply. */
+static int remove_sides(struct nl_tc *t, const struct net_state *st, const json_t *snap_fallback,
+                        struct chaos_err *err)
+{
+    int first = 0;
+    if (st->egress.on) {
+        first = net_tree_uninstall(t, &st->ns, st->ifindex, st->ifname, st->egress.slot,
+                                   snap_fallback, err);
+    }
+    if (st->ingress.on) {
+        char ifb[IFNAMSIZ];
+        int ifb_index, r = 0;
+        net_tree_ifb_name(st->ifindex, ifb);
+        if (nltc_link_index(t, ifb, &ifb_index, NULL) == 0)
+            r = net_tree_uninstall(t, &st->ns, ifb_index, ifb, st->ingress.slot, NULL,
+                                   first ? NULL : err);
+        if (r == 0)
+            r = net_tree_ingress_detach(t, &st->ns, st->ifindex, st->ifname, first ? NULL : err);
+        if (first == 0)
+            first = r;
+    }
+    return first;
+}
+
+static int apply_locked(const struct fault_env *env, const struct net_spec *s, struct nl_tc *t,
+                        struct net_state *st, struct chaos_err *err)
+{
+    const struct net_target *tg = &s->target;
+    struct net_u32_rule *out_rules = NULL, *in_rules = NULL;
+    size_t n_out = 0, n_in = 0;
+    struct net_tree_plan eplan = {0}, iplan = {0};
+    _cleanup_json_ json_t *undo = NULL;
+    int r = 0;
+    bool egress = tg->direction & NET_EGRESS, ingress = tg->direction & NET_INGRESS;
+
+    if (egress && (r = net_scope_rules(&tg->scope, false, &out_rules, &n_out, err)) < 0)
+        goto out;
+    if (ingress && (r = net_scope_rules(&tg->scope, true, &in_rules, &n_in, err)) < 0)
+        goto out;
+    if (egress && (r = net_tree_plan(t, st->ifindex, st->ifname, &eplan, err)) < 0)
+        goto out;
+    if (ingress && (r = plan_ingress(t, st, &iplan, err)) < 0)
+        goto out;
+    st->egress = (struct net_side){egress, eplan.slot};
+    st->ingress = (struct net_side){ingress, iplan.slot};
+
+    /* The journal knows every slot before the kernel does. */
+    undo = undo_record(st, eplan.snapshot);
+    if (!undo) {
+        r = chaos_err_set(err, ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((r = fault_journal_undo(env, undo, err)) < 0)
+        goto out;
+
+    if (egress && (r = net_tree_install(t, &st->ns, &eplan, &s->params, out_rules, n_out, err)) < 0) {
+        st->egress.on = false;
+        st->ingress.on = false;
+        goto out;
+    }
+    if (ingress) {
+        int ifb_index;
+        char ifb[IFNAMSIZ];
+        net_tree_ifb_name(st->ifindex, ifb);
+        r = net_tree_ingress_attach(t, &st->ns, st->ifindex, st->ifname, &ifb_index, err);
+        if (r == 0) {
+            /* Plan again now that the ifb exists: under the lock it picks
+             * the slot we journalled. */
+            struct net_tree_plan now = {0};
+            r = net_tree_plan(t, ifb_index, ifb, &now, err);
+            if (r == 0 && now.slot != iplan.slot)
+                r = chaos_err_set(err, EAGAIN, "ifb %s changed under us", ifb);
+            if (r == 0)
+                r = net_tree_install(t, &st->ns, &now, &s->params, in_rules, n_in, err);
+            net_tree_plan_clear(&now);
+            if (r < 0)
+                best_effort(net_tree_ingress_detach(t, &st->ns, st->ifindex, st->ifname, NULL));
+        }
+        if (r < 0) {
+            st->ingress.on = false;
+            (void)remove_sides(t, st, NULL, NULL);
+            st->egress.on = false;
+            goto out;
+        }
+    }
+out:
+    net_tree_plan_clear(&eplan);
+    net_tree_plan_clear(&iplan);
+    free(out_rules);
+    free(in_rules);
+    return r;
+}
+
+static int network_apply(const struct fault_env *env, const void *spec, void **state,
+                         int64_t *next_step_ms, struct chaos_err *err)
+{
+    const struct net_spec *s = spec;
+    const struct net_target *tg = &s->target;
+    *next_step_ms = 0;
+    _cleanup_free_ struct net_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    if (tg->netns_path)
+        snprintf(st->ns_path, sizeof st->ns_path, "%s", tg->netns_path);
+    else if (tg->netns_pid > 0)
+        snprintf(st->ns_path, sizeof st->ns_path, "/proc/%d/ns/net", (int)tg->netns_pid);
+    st->params = s->params;
+    net_scope_describe(&tg->scope, st->scope, sizeof st->scope);
+
+    __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
+    int r = open_ns(st, &st->ns, &t, err);
+    if (r < 0)
+        return r;
+    if (tg->ifname)
+        snprintf(st->ifname, sizeof st->ifname, "%s", tg->ifname);
+    else if ((r = nltc_default_route_ifname(t, st->ifname, err)) < 0)
+        return r;
+    if ((r = nltc_link_index(t, st->ifname, &st->ifindex, err)) < 0) {
+        if (st->ns_path[0])
+            chaos_err_prefix(err, "in network namespace %s", st->ns_path);
+        return r;
+    }
+    int lock = -1;
+    if ((r = net_tree_lock(&lock, err)) < 0)
+        return r;
+    r = apply_locked(env, s, t, st, err);
+    net_tree_unlock(lock);
+    if (r < 0)
+        return r;
+    *state = steal_pointer(&st);
+    return 0;
+}
+
+/* ---- revert / recover ---- */
+
+static int network_revert(const struct fault_env *env, void *state, struct chaos_err *err)
+{
+    struct net_state *st = state;
+    __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
+    struct nltc_ns_id id;
+    int r = open_ns(st, &id, &t, err);
+    if (r == -ENOENT && st->ns_path[0]) {
+        /* The namespace is gone, and our tree with it. */
+        chaos_err_clear(err);
+        st->reverted = true;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if (id.dev != st->ns.dev || id.ino != st->ns.ino) {
+        st->reverted = true; /* a different namespace under that path now */
+        return 0;
+    }
+    int lock = -1;
+    if ((r = net_tree_lock(&lock, err)) < 0)
+        return r;
+    r = remove_sides(t, st, NULL, err);
+    net_tree_unlock(lock);
+    if (r == 0)
+        st->reverted = true;
+    return r;
+}
+
+static int network_recover(const json_t *undo, struct chaos_err *err)
+{
+    struct net_state st = {0};
+    const char *ns = json_string_value(json_object_get(undo, "netns"));
+    const char *ifname = json_string_value(json_object_get(undo, "ifname"));
+    const json_t *ifindex = json_object_get(undo, "ifindex");
+    if (!ns || !ifname || !json_is_integer(ifindex) || strlen(ifname) >= IFNAMSIZ ||
+        strlen(ns) >= sizeof st.ns_path)
+        return chaos_err_set(err, EINVAL,
+                             "network undo record: needs \"netns\", \"ifname\" and \"ifindex\"");
+    snprintf(st.ns_path, sizeof st.ns_path, "%s", ns);
+    snprintf(st.ifname, sizeof st.ifname, "%s", ifname);
+    st.ifindex = (int)json_integer_value(ifindex);
+    st.ns.dev = (uint64_t)json_integer_value(json_object_get(undo, "ns_dev"));
+    st.ns.ino = (uint64_t)json_integer_value(json_object_get(undo, "ns_ino"));
+    const json_t *es = json_object_get(undo, "egress_slot"), *is = json_object_get(undo, "ingress_slot");
+    if (json_is_integer(es)) {
+        st.egress = (struct net_side){true, (int)json_integer_value(es)};
+    }
+    if (json_is_integer(is)) {
+        st.ingress = (struct net_side){true, (int)json_integer_value(is)};
+    }
+    if ((st.egress.on && (st.egress.slot < 0 || st.egress.slot >= NET_TREE_SLOTS)) ||
+        (st.ingress.on && (st.ingress.slot < 0 || st.ingress.slot >= NET_TREE_SLOTS)))
+        return chaos_err_set(err, EINVAL, "network undo record: slot out of range");
+
+    __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
+    struct nltc_ns_id id;
+    int r = open_ns(&st, &id, &t, err);
+    if (r == -ENOENT && st.ns_path[0]) {
+        chaos_err_clear(err);
+        return 0; /* the namespace went away, and everything in it */
+    }
+    if (r < 0)
+        return r;
+    if (id.dev != st.ns.dev || id.ino != st.ns.ino)
+        return 0; /* not the namespace we changed */
+    int lock = -1;
+    if ((r = net_tree_lock(&lock, err)) < 0)
+        return r;
+    r = remove_sides(t, &st, json_object_get(undo, "snapshot"), err);
+    net_tree_unlock(lock);
+    return r;
+}
+
+static void network_describe(const void *state, char *buf, size_t size)
+{
+    const struct net_state *st = state;
+    char what[256];
+    netem_params_describe(&st->params, what, sizeof what);
+    const char *dir = st->egress.on && st->ingress.on ? "both ways"
+                      : st->ingress.on                ? "ingress"
+                                                      : "egress";
+    snprintf(buf, size, "%s%s on %s %s, %s%s%s", st->reverted ? "removed " : "", what,
+             st->ifname, dir, st->scope, st->ns_path[0] ? " in netns " : "", st->ns_path);
+}
+
+const struct fault_ops fault_network_ops = {
+    .kind = "network",
+    .parse = network_parse,
+    .free_spec = free_spec,
+    .apply = network_apply,
+    .step = NULL,
+    .revert = network_revert,
+    .recover = network_recover,
+    .describe = network_describe,
+    .free_state = free_state,
+};
