@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The network fault against a real kernel: runs tests/uml/test_net_uml.c
+# (built as $CHAOS_BUILD/tests/test_net_uml) inside User-Mode Linux, once with
+# every module (suite net/*) and once without sch_netem (suite nonetem/*),
+# where the apply must fail naming the module and leave nothing behind.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+: "${CHAOS_BUILD:?}"
+if grep -q '^CHAOS_SANITIZE:BOOL=ON' "$CHAOS_BUILD/CMakeCache.txt" 2>/dev/null; then
+    echo "skipped: ASan binaries cannot run inside UML (shadow memory); the plain build runs this" >&2
+    exit 77
+fi
+bin=$CHAOS_BUILD/tests/test_net_uml
+[[ -x $bin ]] || { echo "FAIL: $bin is not built" >&2; exit 1; }
+"$here/uml-run" --timeout 380 -- "$bin" --filter 'net/*'
+CHAOS_UML_NO_MODULES=sch_netem "$here/uml-run" --timeout 120 -- "$bin" --filter 'nonetem/*'

@@ -1,0 +1,874 @@
+/* Network faults against the real kernel, inside User-Mode Linux (the CI
+ * host has no sch_netem). Run through tests/uml/uml-run; see net_uml.sh.
+ *
+ * Topology, made fresh for every test: namespace chaos-t-cli (10.77.0.1,
+ * fd77::1 on chaos-t-c0) and chaos-t-srv (10.77.0.2 and 10.77.0.3, fd77::2,
+ * on chaos-t-s0), joined by a veth pair. A UDP echo server in chaos-t-srv
+ * answers on ports 7 and 9; the test process itself moves into chaos-t-cli
+ * and measures round trips and losses with its own packets. Faults are
+ * applied through the engine (the code `chaos run` uses) on chaos-t-c0.
+ *
+ * Every test compares iproute2's view of both interfaces (`tc -j` qdiscs,
+ * classes, filters, ingress filters, and the link list) before and after:
+ * they must be equal. Tolerances: a delay D must show a median RTT in
+ * [D, D + 40 ms] (UML's timer and scheduler add a few ms), untouched traffic
+ * a median below 25 ms; a loss rate p over n packets must lose within 4.5
+ * standard deviations of n*p. */
+/* Not Criterion: its BoxFort arena cannot be set up inside UML ("Could not
+ * initialize inheritable arena"), so this file carries a tiny runner with
+ * the same assertion names: each test runs in a forked child, its suite's
+ * init before and fini after (also when an assertion fails). */
+#include <execinfo.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include <math.h>
+
+#include "engine.h"
+#include "loop.h"
+
+/* ---- the tiny runner ---- */
+
+static void (*current_fini)(void);
+
+__attribute__((format(printf, 4, 5), noreturn)) static void fail_at(const char *file, int line,
+                                                                   const char *expr,
+                                                                   const char *fmt, ...)
+{
+    fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
+    if (fmt && fmt[0] && fmt[1]) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("  ", stderr);
+        vfprintf(stderr, fmt + 1, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+    fflush(stderr);
+    void (*fini)(void) = current_fini;
+    current_fini = NULL;
+    if (fini)
+        fini();
+    _exit(1);
+}
+
+#define cr_assert(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fail_at(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                                   \
+    } while (0)
+#define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
+#define cr_assert_neq(a, b, ...) cr_assert((a) != (b), __VA_ARGS__)
+#define cr_assert_lt(a, b, ...) cr_assert((a) < (b), __VA_ARGS__)
+#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b), __VA_ARGS__)
+#define cr_assert_not_null(a, ...) cr_assert((a) != NULL, __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
+#define cr_assert_float_eq(a, b, eps, ...) cr_assert(fabs((a) - (b)) <= (eps), __VA_ARGS__)
+
+struct suite {
+    const char *name;
+    void (*init)(void), (*fini)(void);
+    int timeout;
+};
+struct test {
+    const struct suite *suite;
+    const char *name;
+    void (*fn)(void);
+};
+#define MAX_TESTS 64
+static struct test tests[MAX_TESTS];
+static size_t n_tests;
+
+#define TestSuite(sname, ...) static const struct suite suite_##sname = {#sname, __VA_ARGS__}
+#define Test(sname, tname)                                                                         \
+    static void test_##sname##_##tname(void);                                                     \
+    __attribute__((constructor)) static void reg_##sname##_##tname(void)                          \
+    {                                                                                              \
+        if (n_tests < MAX_TESTS)                                                                   \
+            tests[n_tests++] = (struct test){&suite_##sname, #tname, test_##sname##_##tname};      \
+    }                                                                                              \
+    static void test_##sname##_##tname(void)
+
+#define CLI "chaos-t-cli"
+#define SRV "chaos-t-srv"
+#define DEV "chaos-t-c0"
+#define TARGET "10.77.0.2"
+#define OTHER "10.77.0.3"
+#define TARGET6 "fd77::2"
+#define JOURNAL "/tmp/chaos-t-net.journal"
+
+static pid_t echo_pid;
+
+static void sh(const char *cmd)
+{
+    int rc = system(cmd);
+    cr_assert(rc == 0, "setup command failed (%d): %s", rc, cmd);
+}
+
+/* Output of cmd, whole. */
+static char *capture(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen %s", cmd);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    buf[len] = '\0';
+    pclose(p);
+    return buf;
+}
+
+/* Everything tc and ip say about the tc state of both ends and the links. */
+static char *tc_state(void)
+{
+    return capture("for ns in " CLI " " SRV "; do for obj in qdisc class filter; do "
+                   "for dev in $(ip -n $ns -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do "
+                   "echo \"$ns $obj $dev\"; ip netns exec $ns tc -j $obj show dev $dev; "
+                   "[ $obj = filter ] && ip netns exec $ns tc -j filter show dev $dev ingress; "
+                   "done; done; ip -n $ns -o link show | awk -F': ' '{print $2}'; done 2>&1");
+}
+
+static void enter_ns(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/run/netns/%s", name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    cr_assert(setns(fd, CLONE_NEWNET) == 0, "setns %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+/* Answers every UDP datagram from the address it was sent to: one socket
+ * per address and port (a wildcard socket would answer 10.77.0.3 from
+ * 10.77.0.2, which a connected client drops). */
+static void echo_server(void)
+{
+    static const char *const addrs[] = {"10.77.0.2", "10.77.0.3", "fd77::2"};
+    static const int ports[] = {7, 9};
+    struct pollfd p[6];
+    int n = 0;
+    for (size_t a = 0; a < 3; a++)
+        for (size_t k = 0; k < 2; k++) {
+            struct sockaddr_storage ss = {0};
+            socklen_t len;
+            int fam = strchr(addrs[a], ':') ? AF_INET6 : AF_INET;
+            if (fam == AF_INET6) {
+                struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+                s6->sin6_family = AF_INET6;
+                s6->sin6_port = htons(ports[k]);
+                inet_pton(AF_INET6, addrs[a], &s6->sin6_addr);
+                len = sizeof *s6;
+            } else {
+                struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+                s4->sin_family = AF_INET;
+                s4->sin_port = htons(ports[k]);
+                inet_pton(AF_INET, addrs[a], &s4->sin_addr);
+                len = sizeof *s4;
+            }
+            int fd = socket(fam, SOCK_DGRAM, 0);
+            int big = 4 << 20;
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+            if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0)
+                _exit(3);
+            p[n++] = (struct pollfd){fd, POLLIN, 0};
+        }
+    for (;;) {
+        if (poll(p, (nfds_t)n, -1) < 0)
+            continue;
+        for (int i = 0; i < n; i++)
+            if (p[i].revents & POLLIN) {
+                char buf[256];
+                struct sockaddr_storage from;
+                socklen_t fl = sizeof from;
+                ssize_t got = recvfrom(p[i].fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+                if (got > 0)
+                    sendto(p[i].fd, buf, (size_t)got, 0, (struct sockaddr *)&from, fl);
+            }
+    }
+}
+
+static char *state_before;
+
+static void topo_up(void)
+{
+    if (system("ip netns del " CLI " 2>/dev/null; ip netns del " SRV " 2>/dev/null; rm -f " JOURNAL)) {
+    }
+    sh("ip netns add " CLI " && ip netns add " SRV
+       " && ip -n " CLI " link add " DEV " type veth peer name chaos-t-s0 netns " SRV
+       " && ip -n " CLI " link set lo up && ip -n " SRV " link set lo up"
+       " && ip -n " CLI " addr add 10.77.0.1/24 dev " DEV
+       " && ip -n " CLI " addr add fd77::1/64 dev " DEV " nodad"
+       " && ip -n " SRV " addr add 10.77.0.2/24 dev chaos-t-s0"
+       " && ip -n " SRV " addr add 10.77.0.3/24 dev chaos-t-s0"
+       " && ip -n " SRV " addr add fd77::2/64 dev chaos-t-s0 nodad"
+       " && ip -n " CLI " link set " DEV " up && ip -n " SRV " link set chaos-t-s0 up");
+    echo_pid = fork();
+    cr_assert(echo_pid >= 0);
+    if (echo_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+        int fd = open("/run/netns/" SRV, O_RDONLY);
+        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+            _exit(2);
+        echo_server();
+    }
+    enter_ns(CLI);
+    state_before = NULL;
+}
+
+struct rig;
+static struct rig *open_rig;
+static void rig_abandon(struct rig *r);
+
+static void topo_down(void)
+{
+    if (open_rig)
+        rig_abandon(open_rig); /* a failed assertion left faults applied */
+    if (echo_pid > 0) {
+        kill(echo_pid, SIGKILL);
+        waitpid(echo_pid, NULL, 0);
+    }
+    free(state_before);
+    if (system("ip netns del " CLI " 2>/dev/null; ip netns del " SRV " 2>/dev/null; rm -f " JOURNAL)) {
+    }
+}
+
+/* Takes the "before" picture; call once the topology is set up as the test wants. */
+static void snapshot_before(void)
+{
+    free(state_before);
+    state_before = tc_state();
+}
+
+static void assert_state_restored(void)
+{
+    char *after = tc_state();
+    cr_assert_str_eq(after, state_before, "tc state differs after revert:\n--- before\n%s\n--- after\n%s",
+                     state_before, after);
+    free(after);
+}
+
+/* ---- measuring ---- */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static int udp_socket(const char *addr, int port, int prio)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    int fam;
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = fam = AF_INET6;
+        a->sin6_port = htons(port);
+        inet_pton(AF_INET6, addr, &a->sin6_addr);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = fam = AF_INET;
+        a->sin_port = htons(port);
+        inet_pton(AF_INET, addr, &a->sin_addr);
+        len = sizeof *a;
+    }
+    int fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    if (prio >= 0)
+        cr_assert(setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio) == 0);
+    int big = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+    cr_assert(connect(fd, (struct sockaddr *)&ss, len) == 0, "connect %s: %s", addr, strerror(errno));
+    return fd;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median RTT in ms of n sequential probes (a lost probe counts as 1000 ms). */
+static double median_rtt_ms(const char *addr, int port, int prio, int n)
+{
+    int fd = udp_socket(addr, port, prio);
+    int64_t rtt[64];
+    cr_assert(n <= 64);
+    for (int i = 0; i < n; i++) {
+        uint32_t seq = (uint32_t)i;
+        int64_t t0 = now_us();
+        cr_assert(send(fd, &seq, sizeof seq, 0) == sizeof seq);
+        rtt[i] = 1000000;
+        struct pollfd p = {fd, POLLIN, 0};
+        while (poll(&p, 1, 1000) > 0) {
+            uint32_t got;
+            if (recv(fd, &got, sizeof got, 0) == sizeof got && got == seq) {
+                rtt[i] = now_us() - t0;
+                break;
+            }
+        }
+    }
+    close(fd);
+    qsort(rtt, (size_t)n, sizeof rtt[0], cmp_i64);
+    return (double)rtt[n / 2] / 1000.0;
+}
+
+/* Sends n probes in paced bursts and counts the distinct replies. */
+static int replies(const char *addr, int port, int n)
+{
+    int fd = udp_socket(addr, port, -1);
+    char *seen = calloc((size_t)n, 1);
+    int got_n = 0;
+    for (int i = 0; i < n || i == n; i++) {
+        if (i < n) {
+            uint32_t seq = (uint32_t)i;
+            cr_assert(send(fd, &seq, sizeof seq, 0) == sizeof seq);
+        }
+        /* Drain what has come back every 20 packets, and wait at the end. */
+        if (i % 20 == 19 || i == n) {
+            struct pollfd p = {fd, POLLIN, 0};
+            int wait_ms = i == n ? 1500 : 5;
+            while (poll(&p, 1, wait_ms) > 0) {
+                uint32_t got;
+                if (recv(fd, &got, sizeof got, 0) == sizeof got && got < (uint32_t)n &&
+                    !seen[got]) {
+                    seen[got] = 1;
+                    got_n++;
+                }
+                if (i == n)
+                    wait_ms = 300;
+            }
+        }
+        if (i == n)
+            break;
+    }
+    free(seen);
+    close(fd);
+    return got_n;
+}
+
+/* ---- faults through the engine ---- */
+
+/* The engine keeps pointing at the specs of its faults: they live here
+ * until the rig closes. */
+struct rig {
+    struct loop *loop;
+    struct engine *engine;
+    struct fault_spec *specs[8];
+    size_t n_specs;
+};
+
+static void rig_open(struct rig *r)
+{
+    struct chaos_err err = {0};
+    memset(r, 0, sizeof *r);
+    r->loop = loop_new();
+    cr_assert_not_null(r->loop);
+    cr_assert_eq(engine_new(r->loop, JOURNAL, NULL, 0, &r->engine, &err), 0, "%s", err.msg);
+    open_rig = r;
+}
+
+static void rig_free(struct rig *r)
+{
+    engine_free(r->engine);
+    loop_free(r->loop);
+    for (size_t i = 0; i < r->n_specs; i++)
+        fault_spec_free(r->specs[i]);
+}
+
+static void rig_abandon(struct rig *r)
+{
+    open_rig = NULL;
+    engine_revert_all(r->engine);
+    rig_free(r);
+}
+
+static void rig_close(struct rig *r)
+{
+    open_rig = NULL;
+    cr_assert_eq(engine_revert_all(r->engine), 0);
+    rig_free(r);
+}
+
+/* Applies a network fault given as JSON target and params; returns it. */
+static struct engine_fault *apply(struct rig *r, const char *target, const char *params)
+{
+    struct chaos_err err = {0};
+    json_t *t = json_loads(target, 0, NULL), *p = json_loads(params, 0, NULL);
+    cr_assert(t && p, "bad JSON in the test itself");
+    struct fault_spec *spec = NULL;
+    cr_assert_eq(fault_spec_parse("network", t, p, "test", 600000, &spec, &err), 0, "%s", err.msg);
+    struct engine_fault *f = NULL;
+    int rc = engine_apply(r->engine, "net", spec, 600000, NULL, NULL, &f, &err);
+    cr_assert(r->n_specs < 8);
+    r->specs[r->n_specs++] = spec;
+    cr_assert_eq(rc, 0, "apply failed: %s", err.msg);
+    json_decref(t);
+    json_decref(p);
+    return f;
+}
+
+/* Like apply, but the apply must fail; returns the error message. */
+static void apply_fails(struct rig *r, const char *target, const char *params, char *msg,
+                        size_t size)
+{
+    struct chaos_err err = {0};
+    json_t *t = json_loads(target, 0, NULL), *p = json_loads(params, 0, NULL);
+    struct fault_spec *spec = NULL;
+    cr_assert_eq(fault_spec_parse("network", t, p, "test", 600000, &spec, &err), 0, "%s", err.msg);
+    struct engine_fault *f = NULL;
+    int rc = engine_apply(r->engine, "net", spec, 600000, NULL, NULL, &f, &err);
+    cr_assert(r->n_specs < 8);
+    r->specs[r->n_specs++] = spec;
+    cr_assert_neq(rc, 0, "apply should have failed");
+    snprintf(msg, size, "%s", err.msg);
+    json_decref(t);
+    json_decref(p);
+}
+
+static void revert(struct rig *r, struct engine_fault *f)
+{
+    struct chaos_err err = {0};
+    cr_assert_eq(engine_revert(r->engine, f, &err), 0, "revert failed: %s", err.msg);
+}
+
+TestSuite(net, .init = topo_up, .fini = topo_down, .timeout = 240);
+
+/* ---- the tree is what we meant ---- */
+
+static json_t *tc_json(const char *what)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ip netns exec " CLI " tc -j %s show dev " DEV, what);
+    char *out = capture(cmd);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    cr_assert_not_null(j, "tc -j %s: %s\n%s", what, e.text, out);
+    free(out);
+    return j;
+}
+
+static json_t *find_by(json_t *arr, const char *key, const char *val)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *v = json_string_value(json_object_get(e, key));
+        if (v && strcmp(v, val) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+Test(net, tree_is_what_we_meant)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f = apply(&r,
+                                   "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                   "\",\"dst\":\"" TARGET "\",\"dport\":7,\"protocol\":\"udp\"}",
+                                   "{\"delay\":\"100ms\",\"loss\":5}");
+    json_t *q = tc_json("qdisc");
+    json_t *root = find_by(q, "handle", "ca05:");
+    cr_assert_not_null(root, "no ca05: root in %s", json_dumps(q, 0));
+    cr_assert_str_eq(json_string_value(json_object_get(root, "kind")), "prio");
+    cr_assert(json_is_true(json_object_get(root, "root")));
+    json_t *ro = json_object_get(root, "options");
+    cr_assert_eq(json_integer_value(json_object_get(ro, "bands")), 16);
+    /* The priomap never sends anything to band 3 or above. */
+    json_t *pm = json_object_get(ro, "priomap");
+    size_t i;
+    json_t *e;
+    cr_assert_eq(json_array_size(pm), 16);
+    json_array_foreach(pm, i, e)
+    {
+        cr_assert_lt(json_integer_value(e), 3, "priomap[%zu]", i);
+    }
+
+    json_t *ne = find_by(q, "handle", "ca10:");
+    cr_assert_not_null(ne, "no ca10: netem");
+    cr_assert_str_eq(json_string_value(json_object_get(ne, "kind")), "netem");
+    cr_assert_str_eq(json_string_value(json_object_get(ne, "parent")), "ca05:4");
+    json_t *no = json_object_get(ne, "options");
+    cr_assert_eq(json_integer_value(json_object_get(no, "limit")), 10000);
+    json_t *delay = json_object_get(json_object_get(no, "delay"), "delay");
+    cr_assert(json_is_number(delay), "no delay in %s", json_dumps(no, 0));
+    cr_assert_float_eq(json_number_value(delay), 0.1, 0.0005);
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(no, "loss-random"), "loss")),
+                       0.05, 0.0005);
+
+    /* One u32 filter to band 4 matching dst, protocol, and port. tc -j
+     * prints one "match" member per key, so look at the text. */
+    char *fs = capture("ip netns exec " CLI " tc -j filter show dev " DEV);
+    static const char *const want[] = {
+        "\"flowid\":\"ca05:4\"",
+        "\"match\":{\"value\":\"a4d0002\",\"mask\":\"ffffffff\",\"offmask\":\"\",\"off\":16}",
+        "\"match\":{\"value\":\"110000\",\"mask\":\"ff0000\",\"offmask\":\"\",\"off\":8}",
+        "\"match\":{\"value\":\"7\",\"mask\":\"ffff\",\"offmask\":\"\",\"off\":20}",
+        "\"match\":{\"value\":\"5000000\",\"mask\":\"f000000\",\"offmask\":\"\",\"off\":0}",
+        "\"match\":{\"value\":\"0\",\"mask\":\"1fff\",\"offmask\":\"\",\"off\":4}",
+    };
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+        cr_assert(strstr(fs, want[k]), "filter lacks %s: %s", want[k], fs);
+    cr_assert_eq(strstr(fs, "\"fh\":\"800::801\""), NULL, "more than one filter: %s", fs);
+    free(fs);
+    json_decref(q);
+
+    revert(&r, f);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- delay hits the scope and nothing else ---- */
+
+Test(net, delay_only_in_scope)
+{
+    cr_assert_lt(median_rtt_ms(TARGET, 7, -1, 5), 25, "baseline too slow");
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f = apply(&r,
+                                   "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                   "\",\"dst\":[\"" TARGET "\",\"" TARGET6 "\"]}",
+                                   "{\"delay\":\"100ms\"}");
+    double tgt = median_rtt_ms(TARGET, 7, -1, 9);
+    double tgt6 = median_rtt_ms(TARGET6, 7, -1, 9);
+    double other = median_rtt_ms(OTHER, 7, -1, 9);
+    cr_assert(tgt >= 100 && tgt <= 140, "targeted RTT %.1f ms, wanted 100-140", tgt);
+    cr_assert(tgt6 >= 100 && tgt6 <= 140, "targeted IPv6 RTT %.1f ms, wanted 100-140", tgt6);
+    cr_assert_lt(other, 25, "untargeted RTT %.1f ms", other);
+    /* Every skb priority (what TOS marks map to) to the other address
+     * stays fast, and the target stays slow whatever the marking. */
+    for (int prio = 0; prio < 16; prio++) {
+        double o = median_rtt_ms(OTHER, 7, prio, 3);
+        cr_assert_lt(o, 25, "untargeted traffic with priority %d delayed: %.1f ms", prio, o);
+    }
+    for (int prio = 0; prio < 16; prio += 5) {
+        double t = median_rtt_ms(TARGET, 7, prio, 3);
+        cr_assert_geq(t, 100, "targeted traffic with priority %d escaped: %.1f ms", prio, t);
+    }
+    revert(&r, f);
+    cr_assert_lt(median_rtt_ms(TARGET, 7, -1, 5), 25, "still slow after revert");
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- loss within a binomial bound ---- */
+
+Test(net, loss_rate_matches)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f =
+        apply(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+              "{\"loss\":25}");
+    const int n = 2000;
+    int got = replies(TARGET, 7, n);
+    int lost = n - got;
+    double mean = n * 0.25, sd = 19.36; /* sqrt(n p (1-p)) */
+    cr_assert(lost >= mean - 4.5 * sd && lost <= mean + 4.5 * sd,
+              "lost %d of %d, wanted %.0f +- %.0f", lost, n, mean, 4.5 * sd);
+    int other = replies(OTHER, 7, 400);
+    cr_assert_geq(other, 398, "untargeted lost %d of 400", 400 - other);
+    revert(&r, f);
+    cr_assert_geq(replies(TARGET, 7, 200), 199, "loss left after revert");
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- ingress through ifb ---- */
+
+Test(net, ingress_delay)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f = apply(&r,
+                                   "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                   "\",\"direction\":\"ingress\",\"dst\":\"" TARGET "\"}",
+                                   "{\"delay\":\"80ms\"}");
+    char *links = capture("ip -n " CLI " -o link show");
+    cr_assert(strstr(links, "chaos-ifb"), "no ifb device: %s", links);
+    free(links);
+    double tgt = median_rtt_ms(TARGET, 7, -1, 7), other = median_rtt_ms(OTHER, 7, -1, 7);
+    cr_assert(tgt >= 80 && tgt <= 120, "targeted RTT %.1f ms, wanted 80-120", tgt);
+    cr_assert_lt(other, 25, "untargeted RTT %.1f ms", other);
+    revert(&r, f);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+Test(net, both_directions_add_up)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f = apply(&r,
+                                   "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                   "\",\"direction\":\"both\",\"dst\":\"" TARGET "\"}",
+                                   "{\"delay\":\"50ms\"}");
+    double tgt = median_rtt_ms(TARGET, 7, -1, 7);
+    cr_assert(tgt >= 100 && tgt <= 140, "RTT %.1f ms, wanted 50 each way (100-140)", tgt);
+    revert(&r, f);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- partition ---- */
+
+Test(net, partition_only_its_scope)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f = apply(&r,
+                                   "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                   "\",\"dst\":\"" TARGET "\",\"dport\":7,\"protocol\":\"udp\"}",
+                                   "{\"partition\":true}");
+    cr_assert_eq(replies(TARGET, 7, 100), 0, "partitioned port answered");
+    cr_assert_geq(replies(TARGET, 9, 100), 99, "other port of the target cut off");
+    cr_assert_geq(replies(OTHER, 7, 100), 99, "other address cut off");
+    revert(&r, f);
+    cr_assert_geq(replies(TARGET, 7, 100), 99, "partition left after revert");
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- composition ---- */
+
+Test(net, two_faults_compose_and_leave_one_by_one)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *slow = apply(&r,
+                                      "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                      "\",\"dst\":\"" TARGET "\"}",
+                                      "{\"delay\":\"100ms\"}");
+    struct engine_fault *cut = apply(&r,
+                                     "{\"netns\":\"" CLI "\",\"interface\":\"" DEV
+                                     "\",\"dst\":\"" OTHER "\"}",
+                                     "{\"partition\":true}");
+    double t = median_rtt_ms(TARGET, 7, -1, 5);
+    cr_assert(t >= 100 && t <= 140, "RTT %.1f with both faults", t);
+    cr_assert_eq(replies(OTHER, 7, 50), 0, "partition not in force");
+    revert(&r, slow);
+    cr_assert_lt(median_rtt_ms(TARGET, 7, -1, 5), 25, "delay left after its revert");
+    cr_assert_eq(replies(OTHER, 7, 50), 0, "reverting the delay lifted the partition");
+    revert(&r, cut);
+    cr_assert_geq(replies(OTHER, 7, 50), 49);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- configured roots come back exactly ---- */
+
+Test(net, restores_configured_fq_codel)
+{
+    sh("ip netns exec " CLI " tc qdisc add dev " DEV
+       " root handle 77: fq_codel limit 777 target 7ms interval 70ms ecn");
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f =
+        apply(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+              "{\"delay\":\"60ms\"}");
+    double t = median_rtt_ms(TARGET, 7, -1, 5);
+    cr_assert(t >= 60 && t <= 100, "RTT %.1f", t);
+    revert(&r, f);
+    rig_close(&r);
+    assert_state_restored();
+    char *q = capture("ip netns exec " CLI " tc qdisc show dev " DEV);
+    cr_assert(strstr(q, "fq_codel 77: root") && strstr(q, "limit 777p"), "%s", q);
+    free(q);
+}
+
+Test(net, restores_configured_htb_tree)
+{
+    sh("ip netns exec " CLI " sh -c '"
+       "tc qdisc add dev " DEV " root handle 1: htb default 20 r2q 5 && "
+       "tc class add dev " DEV " parent 1: classid 1:1 htb rate 100mbit ceil 100mbit && "
+       "tc class add dev " DEV " parent 1:1 classid 1:10 htb rate 60mbit ceil 100mbit prio 1 && "
+       "tc class add dev " DEV " parent 1:1 classid 1:20 htb rate 40mbit ceil 80mbit prio 2 && "
+       "tc qdisc add dev " DEV " parent 1:10 handle 10: fq_codel limit 600 && "
+       "tc filter add dev " DEV " parent 1: protocol ip prio 5 u32 match ip dst 10.77.0.3/32 flowid 1:10 && "
+       "tc filter add dev " DEV " parent 1: protocol ip prio 6 u32 match ip dport 9 0xffff flowid 1:20'");
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f =
+        apply(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+              "{\"delay\":\"60ms\"}");
+    char *q = capture("ip netns exec " CLI " tc qdisc show dev " DEV);
+    cr_assert(strstr(q, "prio ca05: root"), "our root is not in place: %s", q);
+    free(q);
+    revert(&r, f);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- crash: the journal is enough ---- */
+
+Test(net, recovery_after_sigkill)
+{
+    snapshot_before();
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        struct chaos_err err = {0};
+        struct loop *l = loop_new();
+        struct engine *e = NULL;
+        if (engine_new(l, JOURNAL, NULL, 0, &e, &err) < 0)
+            _exit(2);
+        json_t *t = json_pack("{s:s, s:s, s:s, s:s}", "netns", CLI, "interface", DEV, "dst",
+                              TARGET, "direction", "both");
+        json_t *p = json_pack("{s:s}", "delay", "100ms");
+        struct fault_spec *spec = NULL;
+        struct engine_fault *f = NULL;
+        if (fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
+            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0)
+            _exit(3);
+        raise(SIGKILL); /* no revert, no cleanup: what a crash leaves */
+        _exit(4);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    double t = median_rtt_ms(TARGET, 7, -1, 5);
+    cr_assert_geq(t, 200, "the crashed run's fault is not in force (RTT %.1f)", t);
+
+    struct chaos_err err = {0};
+    int left = engine_recover_file(JOURNAL, NULL, NULL, &err);
+    cr_assert_eq(left, 0, "recovery failed: %s", err.msg);
+    cr_assert_lt(median_rtt_ms(TARGET, 7, -1, 5), 25, "still delayed after recovery");
+    assert_state_restored();
+}
+
+/* ---- errors leave nothing behind ---- */
+
+Test(net, missing_interface_and_namespace)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    char msg[800];
+    apply_fails(&r, "{\"netns\":\"" CLI "\",\"interface\":\"chaos-t-nope\"}", "{\"delay\":\"10ms\"}",
+                msg, sizeof msg);
+    cr_assert(strstr(msg, "chaos-t-nope: no such interface"), "%s", msg);
+    apply_fails(&r, "{\"netns\":\"chaos-t-nope\",\"interface\":\"" DEV "\"}", "{\"delay\":\"10ms\"}",
+                msg, sizeof msg);
+    cr_assert(strstr(msg, "/run/netns/chaos-t-nope") && strstr(msg, "no such namespace"), "%s", msg);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* Run with CHAOS_UML_NO_MODULES=sch_netem (see net_uml.sh): the kernel has
+ * sch_prio but no netem, so the prio root goes in and must come out again. */
+TestSuite(nonetem, .init = topo_up, .fini = topo_down, .timeout = 120);
+
+Test(nonetem, missing_netem_leaves_nothing)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    char msg[800];
+    apply_fails(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+                "{\"delay\":\"10ms\"}", msg, sizeof msg);
+    cr_assert(strstr(msg, "kernel lacks sch_netem: load the module"), "%s", msg);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* ---- main ---- */
+
+/* A crash in a test prints where it happened before the child dies. */
+static void on_crash(int sig)
+{
+    void *frames[32];
+    int n = backtrace(frames, 32);
+    fprintf(stderr, "signal %d in the test; backtrace:\n", sig);
+    backtrace_symbols_fd(frames, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Usage: test_net_uml [--filter GLOB]; GLOB matches "suite/test". */
+int main(int argc, char **argv)
+{
+    const char *filter = "*";
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
+            filter = argv[++i];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int failed = 0, ran = 0;
+    for (size_t i = 0; i < n_tests; i++) {
+        char full[160];
+        snprintf(full, sizeof full, "%s/%s", tests[i].suite->name, tests[i].name);
+        if (fnmatch(filter, full, 0) != 0)
+            continue;
+        ran++;
+        int64_t t0 = now_us();
+        pid_t pid = getenv("NET_UML_NOFORK") ? 0 : fork();
+        if (pid < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pid == 0) {
+            signal(SIGSEGV, on_crash);
+            signal(SIGABRT, on_crash);
+            alarm((unsigned)tests[i].suite->timeout);
+            current_fini = tests[i].suite->fini;
+            tests[i].suite->init();
+            tests[i].fn();
+            current_fini = NULL;
+            tests[i].suite->fini();
+            _exit(0);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!ok) {
+            failed++;
+            /* A timeout or crash skipped fini: clean up for the next test. */
+            if (!WIFEXITED(status))
+                tests[i].suite->fini();
+        }
+        char how[48] = "";
+        if (WIFSIGNALED(status))
+            snprintf(how, sizeof how, WTERMSIG(status) == SIGALRM ? " timed out" : " killed by signal %d",
+                     WTERMSIG(status));
+        printf("%s %s (%.1f s)%s\n", ok ? "PASS" : "FAIL", full, (double)(now_us() - t0) / 1e6, how);
+    }
+    printf("%d of %d tests passed\n", ran - failed, ran);
+    return failed || ran == 0 ? 1 : 0;
+}
