@@ -352,6 +352,13 @@ int netem_build_request(const struct netem_params *p, int ifindex, uint32_t pare
     int r = rtnl_qdisc_build_add_request(q, NLM_F_CREATE | NLM_F_EXCL, &msg);
     if (r < 0)
         return chaos_err_set(err, EINVAL, "cannot build the netem request: %s", nl_geterror(r));
+    /* libnl 3.7 stretches TCA_OPTIONS over netem's nested attributes and
+     * then grows nlmsg_len by as much again: zero bytes after TCA_OPTIONS
+     * (past the buffer with a distribution table). Cut the message back. */
+    struct nlattr *o = find_options(msg);
+    if (o)
+        nlmsg_hdr(msg)->nlmsg_len =
+            (uint32_t)((char *)o - (char *)nlmsg_hdr(msg)) + NLA_ALIGN(o->nla_len);
 
     /* What libnl 3.7 cannot say: rate and the Gilbert-Elliott model. */
     if (!p->partition && (p->rate_bytes || p->ge)) {
