@@ -249,7 +249,11 @@ int nltc_dump(struct nl_tc *t, int type, int ifindex, uint32_t parent, nltc_dump
     if (r < 0)
         return chaos_err_set(err, nle_to_errno(r), "cannot ask the kernel for tc objects: %s",
                              nl_geterror(r));
-    struct nl_cb *c = nl_cb_clone(nl_socket_get_cb(t->sk));
+    /* nl_socket_get_cb takes a reference: drop it, or the socket's
+     * callbacks outlive nl_socket_free (LeakSanitizer). */
+    struct nl_cb *sc = nl_socket_get_cb(t->sk);
+    struct nl_cb *c = nl_cb_clone(sc);
+    nl_cb_put(sc);
     if (!c)
         return chaos_err_set(err, ENOMEM, "out of memory");
     struct dump_ctx d = {cb, arg, ifindex, 0};
