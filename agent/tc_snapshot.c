@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/gen_stats.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
@@ -99,12 +100,19 @@ static int chain_of(const struct nlmsghdr *m, uint32_t *chain);
 static const char *proto_name(uint16_t p, char *buf, size_t len)
 {
     switch (p) {
-    case 0x0003: return "all";
-    case 0x0800: return "ip";
-    case 0x86dd: return "ipv6";
-    case 0x0806: return "arp";
-    case 0x8100: return "802.1Q";
-    default: snprintf(buf, len, "0x%04x", p); return buf;
+    case 0x0003:
+        return "all";
+    case 0x0800:
+        return "ip";
+    case 0x86dd:
+        return "ipv6";
+    case 0x0806:
+        return "arp";
+    case 0x8100:
+        return "802.1Q";
+    default:
+        snprintf(buf, len, "0x%04x", p);
+        return buf;
     }
 }
 
@@ -132,7 +140,8 @@ static void describe(const struct nlmsghdr *m, char *buf, size_t len)
         else if (strcmp(kind, "u32") == 0 && TC_U32_KEY(fh) == 0)
             snprintf(h, sizeof h, "%x:", TC_U32_USERHTID(fh));
         else if (strcmp(kind, "u32") == 0 && TC_U32_HASH(fh))
-            snprintf(h, sizeof h, "%x:%x:%x", TC_U32_USERHTID(fh), TC_U32_HASH(fh), TC_U32_NODE(fh));
+            snprintf(h, sizeof h, "%x:%x:%x", TC_U32_USERHTID(fh), TC_U32_HASH(fh),
+                     TC_U32_NODE(fh));
         else if (strcmp(kind, "u32") == 0)
             snprintf(h, sizeof h, "%x::%x", TC_U32_USERHTID(fh), TC_U32_NODE(fh));
         else
@@ -346,7 +355,10 @@ struct ruleset {
     size_t n;
     int keep_upto; /* unlisted types 1..keep_upto are kept as they are */
 };
-#define RULES(where, arr, upto) {where, arr, ARRAY_SIZE(arr), upto}
+#define RULES(where, arr, upto)                                                                    \
+    {                                                                                              \
+        where, arr, ARRAY_SIZE(arr), upto                                                          \
+    }
 
 /* Copies a stream of attributes by the rules. Unknown types are refused:
  * a newer kernel may dump output-only data that would not replay, or
@@ -410,6 +422,18 @@ static int refuse_police(const struct nlattr *a, struct mbuf *out, struct cx *c)
     return refuse(c, "it has an old-style police action, which we do not replay");
 }
 
+/* Statistics are dropped, but a rate estimator shows only there: its
+ * interval and time constant (TCA_RATE) are never dumped. */
+static int stats2(const struct nlattr *a, struct mbuf *out, struct cx *c)
+{
+    struct attr_iter it = nest_attrs(a);
+    const struct nlattr *s;
+    while ((s = attr_next(&it)))
+        if (atype(s) == TCA_STATS_RATE_EST || atype(s) == TCA_STATS_RATE_EST64)
+            return refuse(c, "it has a rate estimator, whose settings the kernel does not dump");
+    return 0;
+}
+
 /* -- actions (inside u32, matchall, fw, basic) -- */
 
 /* tc_gen: index, capab, action, refcnt, bindcnt: the counts change as
@@ -429,9 +453,9 @@ static int gact_parms(const struct nlattr *a, struct mbuf *out, struct cx *c)
                        "gact parameters");
 }
 
-static const struct rule mirred_rules[] = {
-    {TCA_MIRRED_TM, R_DROP, NULL}, {TCA_MIRRED_PARMS, R_FN, mirred_parms},
-    {TCA_MIRRED_PAD, R_DROP, NULL}};
+static const struct rule mirred_rules[] = {{TCA_MIRRED_TM, R_DROP, NULL},
+                                           {TCA_MIRRED_PARMS, R_FN, mirred_parms},
+                                           {TCA_MIRRED_PAD, R_DROP, NULL}};
 static const struct rule gact_rules[] = {{TCA_GACT_TM, R_DROP, NULL},
                                          {TCA_GACT_PARMS, R_FN, gact_parms},
                                          {TCA_GACT_PROB, R_KEEP, NULL},
@@ -459,8 +483,8 @@ static int copy_action(const struct nlattr *act, struct mbuf *out, struct cx *c)
         if (strcmp(adata(kind), action_kinds[i].kind) == 0)
             rs = action_kinds[i].rs;
     if (!rs)
-        return refuse(c, "it has a %s action; only %s and %s actions are replayed", (const char *)adata(kind),
-                      action_kinds[0].kind, action_kinds[1].kind);
+        return refuse(c, "it has a %s action; only %s and %s actions are replayed",
+                      (const char *)adata(kind), action_kinds[0].kind, action_kinds[1].kind);
     size_t off = mb_start(out, act->nla_type);
     it = nest_attrs(act);
     while ((a = attr_next(&it))) {
@@ -469,11 +493,19 @@ static int copy_action(const struct nlattr *act, struct mbuf *out, struct cx *c)
         case TCA_ACT_INDEX:
         case TCA_ACT_COOKIE:
         case TCA_ACT_FLAGS:
-        case TCA_ACT_HW_STATS: mb_copy(out, a); break;
-        case TCA_ACT_STATS:
+        case TCA_ACT_HW_STATS:
+            mb_copy(out, a);
+            break;
+        case TCA_ACT_STATS: {
+            int r = stats2(a, out, c);
+            if (r < 0)
+                return r;
+            break;
+        }
         case TCA_ACT_PAD:
         case TCA_ACT_USED_HW_STATS:
-        case TCA_ACT_IN_HW_COUNT: break;
+        case TCA_ACT_IN_HW_COUNT:
+            break;
         case TCA_ACT_OPTIONS: {
             int r = copy_nest(a, rs, out, c);
             if (r < 0)
@@ -528,16 +560,14 @@ static int refuse_offload(const struct nlattr *a, struct mbuf *out, struct cx *c
     return refuse(c, "it is offloaded to hardware");
 }
 
-static const struct rule htb_rules[] = {{TCA_HTB_INIT, R_FN, htb_init},
-                                        {TCA_HTB_DIRECT_QLEN, R_KEEP, NULL},
-                                        {TCA_HTB_PARMS, R_KEEP, NULL},
-                                        {TCA_HTB_RATE64, R_KEEP, NULL},
-                                        {TCA_HTB_CEIL64, R_KEEP, NULL},
-                                        {TCA_HTB_PAD, R_DROP, NULL},
-                                        {TCA_HTB_OFFLOAD, R_FN, refuse_offload}};
+static const struct rule htb_rules[] = {
+    {TCA_HTB_INIT, R_FN, htb_init},         {TCA_HTB_DIRECT_QLEN, R_KEEP, NULL},
+    {TCA_HTB_PARMS, R_KEEP, NULL},          {TCA_HTB_RATE64, R_KEEP, NULL},
+    {TCA_HTB_CEIL64, R_KEEP, NULL},         {TCA_HTB_PAD, R_DROP, NULL},
+    {TCA_HTB_OFFLOAD, R_FN, refuse_offload}};
 static const struct rule tbf_rules[] = {
-    {TCA_TBF_PARMS, R_KEEP, NULL},  {TCA_TBF_RATE64, R_KEEP, NULL}, {TCA_TBF_PRATE64, R_KEEP, NULL},
-    {TCA_TBF_BURST, R_KEEP, NULL},  {TCA_TBF_PBURST, R_KEEP, NULL}, {TCA_TBF_PAD, R_DROP, NULL}};
+    {TCA_TBF_PARMS, R_KEEP, NULL}, {TCA_TBF_RATE64, R_KEEP, NULL}, {TCA_TBF_PRATE64, R_KEEP, NULL},
+    {TCA_TBF_BURST, R_KEEP, NULL}, {TCA_TBF_PBURST, R_KEEP, NULL}, {TCA_TBF_PAD, R_DROP, NULL}};
 /* codel keeps its times in 1024 ns units and dumps them in µs rounded
  * down, so the dumped value sent back loses up to 1 µs per round trip
  * (3ms comes back as 2999us, then 2998us). The unit count is recoverable
@@ -569,8 +599,8 @@ static const struct ruleset htb_rs = RULES("htb options", htb_rules, 0);
 static const struct ruleset tbf_rs = RULES("tbf options", tbf_rules, 0);
 /* Every attribute of these kinds is configuration the kernel takes back as
  * dumped; types newer than our headers are refused. */
-static const struct ruleset fq_codel_rs = RULES("fq_codel options", fq_codel_rules,
-                                                 TCA_FQ_CODEL_MAX);
+static const struct ruleset fq_codel_rs =
+    RULES("fq_codel options", fq_codel_rules, TCA_FQ_CODEL_MAX);
 static const struct ruleset codel_rs = RULES("codel options", codel_rules, TCA_CODEL_MAX);
 static const struct ruleset fq_rs = RULES("fq options", none, TCA_FQ_MAX);
 
@@ -634,25 +664,26 @@ static int u32_mark(const struct nlattr *a, struct mbuf *out, struct cx *c)
 }
 
 static const struct rule u32_rules[] = {
-    {TCA_U32_CLASSID, R_KEEP, NULL}, {TCA_U32_HASH, R_KEEP, NULL},
-    {TCA_U32_LINK, R_KEEP, NULL},    {TCA_U32_DIVISOR, R_KEEP, NULL},
-    {TCA_U32_SEL, R_KEEP, NULL},     {TCA_U32_POLICE, R_FN, refuse_police},
+    {TCA_U32_CLASSID, R_KEEP, NULL},   {TCA_U32_HASH, R_KEEP, NULL},
+    {TCA_U32_LINK, R_KEEP, NULL},      {TCA_U32_DIVISOR, R_KEEP, NULL},
+    {TCA_U32_SEL, R_KEEP, NULL},       {TCA_U32_POLICE, R_FN, refuse_police},
     {TCA_U32_ACT, R_FN, copy_actions}, {TCA_U32_INDEV, R_KEEP, NULL},
-    {TCA_U32_PCNT, R_DROP, NULL},    {TCA_U32_MARK, R_FN, u32_mark},
-    {TCA_U32_FLAGS, R_FN, cls_flags}, {TCA_U32_PAD, R_DROP, NULL}};
-static const struct rule matchall_rules[] = {
-    {TCA_MATCHALL_CLASSID, R_KEEP, NULL}, {TCA_MATCHALL_ACT, R_FN, copy_actions},
-    {TCA_MATCHALL_FLAGS, R_FN, cls_flags}, {TCA_MATCHALL_PCNT, R_DROP, NULL},
-    {TCA_MATCHALL_PAD, R_DROP, NULL}};
+    {TCA_U32_PCNT, R_DROP, NULL},      {TCA_U32_MARK, R_FN, u32_mark},
+    {TCA_U32_FLAGS, R_FN, cls_flags},  {TCA_U32_PAD, R_DROP, NULL}};
+static const struct rule matchall_rules[] = {{TCA_MATCHALL_CLASSID, R_KEEP, NULL},
+                                             {TCA_MATCHALL_ACT, R_FN, copy_actions},
+                                             {TCA_MATCHALL_FLAGS, R_FN, cls_flags},
+                                             {TCA_MATCHALL_PCNT, R_DROP, NULL},
+                                             {TCA_MATCHALL_PAD, R_DROP, NULL}};
 static const struct rule fw_rules[] = {{TCA_FW_CLASSID, R_KEEP, NULL},
                                        {TCA_FW_POLICE, R_FN, refuse_police},
                                        {TCA_FW_INDEV, R_KEEP, NULL},
                                        {TCA_FW_ACT, R_FN, copy_actions},
                                        {TCA_FW_MASK, R_KEEP, NULL}};
 static const struct rule basic_rules[] = {
-    {TCA_BASIC_CLASSID, R_KEEP, NULL}, {TCA_BASIC_EMATCHES, R_KEEP, NULL},
+    {TCA_BASIC_CLASSID, R_KEEP, NULL},   {TCA_BASIC_EMATCHES, R_KEEP, NULL},
     {TCA_BASIC_ACT, R_FN, copy_actions}, {TCA_BASIC_POLICE, R_FN, refuse_police},
-    {TCA_BASIC_PCNT, R_DROP, NULL},    {TCA_BASIC_PAD, R_DROP, NULL}};
+    {TCA_BASIC_PCNT, R_DROP, NULL},      {TCA_BASIC_PAD, R_DROP, NULL}};
 static const struct ruleset u32_rs = RULES("u32 options", u32_rules, 0);
 static const struct ruleset matchall_rs = RULES("matchall options", matchall_rules, 0);
 static const struct ruleset fw_rs = RULES("fw options", fw_rules, 0);
@@ -685,18 +716,26 @@ struct kind {
     bool user_classes;
 };
 static const struct kind qdisc_kinds[] = {
-    {"htb", opt_htb, true},           {"tbf", opt_tbf, false},
-    {"pfifo", opt_fifo, false},       {"bfifo", opt_fifo, false},
-    {"pfifo_head_drop", opt_fifo, false}, {"pfifo_fast", opt_prio, false},
-    {"prio", opt_prio, false},        {"fq_codel", opt_fq_codel, false},
-    {"codel", opt_codel, false},      {"fq", opt_fq, false},
-    {"sfq", opt_sfq, false},          {"noqueue", opt_none, false},
+    {"htb", opt_htb, true},
+    {"tbf", opt_tbf, false},
+    {"pfifo", opt_fifo, false},
+    {"bfifo", opt_fifo, false},
+    {"pfifo_head_drop", opt_fifo, false},
+    {"pfifo_fast", opt_prio, false},
+    {"prio", opt_prio, false},
+    {"fq_codel", opt_fq_codel, false},
+    {"codel", opt_codel, false},
+    {"fq", opt_fq, false},
+    {"sfq", opt_sfq, false},
+    {"noqueue", opt_none, false},
     {"mq", opt_none, false},
 };
 static const struct kind class_kinds[] = {{"htb", opt_htb, true}};
 static const struct kind filter_kinds[] = {
-    {"u32", opt_u32, false}, {"matchall", opt_matchall, false},
-    {"fw", opt_fw, false},   {"basic", opt_basic, false},
+    {"u32", opt_u32, false},
+    {"matchall", opt_matchall, false},
+    {"fw", opt_fw, false},
+    {"basic", opt_basic, false},
 };
 
 static const struct kind *find_kind(const struct kind *k, size_t n, const char *name)
@@ -710,7 +749,8 @@ static const struct kind *find_kind(const struct kind *k, size_t n, const char *
 static const char *why_not(int type, const char *kind)
 {
     if (type == RTM_NEWTFILTER && strcmp(kind, "bpf") == 0)
-        return "its eBPF program is referenced by id and goes away with the filter";
+        return "bpf filters are not replayed (an eBPF program is held by id and goes away "
+               "with the filter)";
     if (type == RTM_NEWQDISC && strcmp(kind, "red") == 0)
         return "the kernel does not dump red's lookup table (TCA_RED_STAB)";
     if (type == RTM_NEWQDISC && strcmp(kind, "netem") == 0)
@@ -732,12 +772,12 @@ static int stab(const struct nlattr *a, struct mbuf *out, struct cx *c)
             memcpy(&sz, adata(s), sizeof sz);
             /* The kernel dumps the base but never the table itself. */
             if (sz.tsize)
-                return refuse(c, "its size table (stab) has %u entries and the kernel does not "
-                                 "dump them",
+                return refuse(c,
+                              "its size table (stab) has %u entries and the kernel does not "
+                              "dump them",
                               sz.tsize);
         } else {
-            return refuse(c, "its size table carries attribute %d, which we do not know",
-                          atype(s));
+            return refuse(c, "its size table carries attribute %d, which we do not know", atype(s));
         }
     }
     if (it.bad)
@@ -758,8 +798,7 @@ static int refuse_block(const struct nlattr *a, struct mbuf *out, struct cx *c)
     return refuse(c, "it uses a shared filter block");
 }
 
-/* Canonical (or, with c->replay, sendable) form of one dumped object.
- * Sets *skip for objects that are not ours to keep. */
+/* Canonical (or, with c->replay, sendable) form of one dumped object. */
 static int canon(const struct nlmsghdr *in, struct mbuf *out, struct cx *c)
 {
     if (in->nlmsg_len < ATTR_OFF)
@@ -791,7 +830,7 @@ static int canon(const struct nlmsghdr *in, struct mbuf *out, struct cx *c)
     mb_put(out, &h, sizeof h);
     mb_put(out, &tm, sizeof tm);
 
-    /* describe() needs a canonical message; the raw one has what it reads. */
+    /* describe() reads the header, kind and chain: the raw message has them. */
     describe(in, c->what, sizeof c->what);
     if (!kk)
         return refuse(c, "%s", why_not(type, kind));
@@ -801,31 +840,43 @@ static int canon(const struct nlmsghdr *in, struct mbuf *out, struct cx *c)
     while ((a = attr_next(&it))) {
         int r = 0;
         switch (atype(a)) {
-        case TCA_KIND: mb_copy(out, a); break;
+        case TCA_KIND:
+            mb_copy(out, a);
+            break;
         case TCA_CHAIN:
             if (type != RTM_NEWTFILTER)
                 r = refuse(c, "it carries a chain attribute, which only filters have");
             else
                 mb_copy(out, a);
             break;
-        case TCA_OPTIONS: r = kk->opts(a, out, c); break;
+        case TCA_OPTIONS:
+            r = kk->opts(a, out, c);
+            break;
         case TCA_STAB:
             if (type != RTM_NEWQDISC)
                 r = refuse(c, "it carries a size table, which only qdiscs have");
             else
                 r = stab(a, out, c);
             break;
+        case TCA_STATS2:
+            r = stats2(a, out, c);
+            break;
         case TCA_STATS:
         case TCA_XSTATS:
         case TCA_RATE:
         case TCA_FCNT:
-        case TCA_STATS2:
         case TCA_PAD:
-        case TCA_EXT_WARN_MSG: break;
-        case TCA_HW_OFFLOAD: r = hw_offload(a, out, c); break;
+        case TCA_EXT_WARN_MSG:
+            break;
+        case TCA_HW_OFFLOAD:
+            r = hw_offload(a, out, c);
+            break;
         case TCA_INGRESS_BLOCK:
-        case TCA_EGRESS_BLOCK: r = refuse_block(a, out, c); break;
-        default: r = refuse(c, "the kernel reports attribute %d, which we do not know", atype(a));
+        case TCA_EGRESS_BLOCK:
+            r = refuse_block(a, out, c);
+            break;
+        default:
+            r = refuse(c, "the kernel reports attribute %d, which we do not know", atype(a));
         }
         if (r < 0)
             return r;
@@ -899,7 +950,7 @@ static int collect(const struct nlmsghdr *nlh, void *arg)
 static int dump(struct nl_tc *t, int type, int ifindex, uint32_t parent, const char *ifname,
                 struct msgvec *mv, struct chaos_err *err)
 {
-    mv->expect = type == RTM_GETQDISC ? RTM_NEWQDISC
+    mv->expect = type == RTM_GETQDISC    ? RTM_NEWQDISC
                  : type == RTM_GETTCLASS ? RTM_NEWTCLASS
                                          : RTM_NEWTFILTER;
     int r = nltc_dump(t, type, ifindex, parent, collect, mv, err);
@@ -957,14 +1008,16 @@ int tc_snapshot_take(struct nl_tc *t, int ifindex, const char *ifname, struct tc
         return 0;
     }
 
-    for (size_t i = 0; i < qd.n; i++) {
-        const struct tcmsg *q = tcm_of(qd.v[i]);
+    /* The root first (the kernel dumps it first anyway), then the rest. */
+    for (size_t k = 0; k <= qd.n; k++) {
+        const struct nlmsghdr *qm = k == 0 ? root : qd.v[k - 1];
+        const struct tcmsg *q = tcm_of(qm);
         /* Handle 0: made by the kernel (a default child); it comes back
          * by itself when its parent is recreated. */
-        if (is_ingress(q) || q->tcm_handle == 0)
+        if ((k > 0 && qm == root) || is_ingress(q) || q->tcm_handle == 0)
             continue;
         struct nlmsghdr *m;
-        if ((r = canon_dup(qd.v[i], &m, &c)) < 0)
+        if ((r = canon_dup(qm, &m, &c)) < 0)
             return r;
         if (snap_add(s, m) < 0) {
             free(m);
@@ -1082,10 +1135,10 @@ static int invalid(const char *ifname, struct chaos_err *err, const struct nlmsg
 
 /* One filter instance (tcf_proto): its entries in dump order. */
 struct run {
-    size_t first, n;     /* snapshot indexes first..first+n-1 */
-    size_t header;       /* the entry with handle 0 (SIZE_MAX: none) */
-    size_t ht_at, ht_n;  /* u32: its hash tables in hts[], dump order */
-    size_t ht_left;      /* u32: not yet replayed, counted from ht_at */
+    size_t first, n;    /* snapshot indexes first..first+n-1 */
+    size_t header;      /* the entry with handle 0 (SIZE_MAX: none) */
+    size_t ht_at, ht_n; /* u32: its hash tables in hts[], dump order */
+    size_t ht_left;     /* u32: not yet replayed, counted from ht_at */
     bool u32;
 };
 
@@ -1115,8 +1168,9 @@ static int plan_u32(const struct tc_snapshot *s, const char *ifname, struct run 
         for (size_t j = 0; j < runs[i].ht_n; j++) {
             const struct tcmsg *t = tcm_of(s->m[hts[runs[i].ht_at + j]]);
             if (auto_ht(t->tcm_handle))
-                au[k++] = (struct hkey){TC_H_MAJ(t->tcm_parent), TC_U32_USERHTID(t->tcm_handle) & 0x7ff,
-                                        (uint32_t)i, (uint32_t)j, hts[runs[i].ht_at + j]};
+                au[k++] =
+                    (struct hkey){TC_H_MAJ(t->tcm_parent), TC_U32_USERHTID(t->tcm_handle) & 0x7ff,
+                                  (uint32_t)i, (uint32_t)j, hts[runs[i].ht_at + j]};
         }
     qsort(au, nauto, sizeof *au, hkey_cmp);
     for (size_t g = 0; g < nauto;) {
@@ -1131,9 +1185,10 @@ static int plan_u32(const struct tc_snapshot *s, const char *ifname, struct run 
                 describe(m, c.what, sizeof c.what);
                 char par[32];
                 fmt_handle(par, sizeof par, au[i].a);
-                return refuse(&c, "u32 numbers the hash tables under %s in creation order from "
-                                  "800: and would give this one %x:; delete and re-add the u32 "
-                                  "filters under %s to renumber them",
+                return refuse(&c,
+                              "u32 numbers the hash tables under %s in creation order from "
+                              "800: and would give this one %x:; delete and re-add the u32 "
+                              "filters under %s to renumber them",
                               par, (unsigned)(0x800 + i - g), par);
             }
             /* Replay this run's tables up to this one. */
@@ -1186,17 +1241,21 @@ static int plan_filters(const struct tc_snapshot *s, const char *ifname, size_t 
         uint32_t chain;
         if (chain_of(m, &chain) < 0)
             return invalid(ifname, err, m, "filter without a chain");
-        keys[i - first] = (struct hkey){t->tcm_parent, chain, TC_H_MAJ(t->tcm_info), t->tcm_handle, i};
+        keys[i - first] =
+            (struct hkey){t->tcm_parent, chain, TC_H_MAJ(t->tcm_info), t->tcm_handle, i};
         if (nruns == 0 || t->tcm_parent != pparent || chain != pchain ||
             TC_H_MAJ(t->tcm_info) != TC_H_MAJ(pinfo)) {
-            runs[nruns++] = (struct run){.first = i, .header = SIZE_MAX, .ht_at = nhts,
+            runs[nruns++] = (struct run){.first = i,
+                                         .header = SIZE_MAX,
+                                         .ht_at = nhts,
                                          .u32 = strcmp(kind_of(m), "u32") == 0};
             pparent = t->tcm_parent, pchain = chain, pinfo = t->tcm_info;
         }
         struct run *r = &runs[nruns - 1];
         r->n++;
         if (t->tcm_info != pinfo || strcmp(kind_of(m), kind_of(s->m[r->first])) != 0)
-            return invalid(ifname, err, m, "entries of one filter priority disagree on kind or protocol");
+            return invalid(ifname, err, m,
+                           "entries of one filter priority disagree on kind or protocol");
         if (t->tcm_handle == 0) {
             if (r->header != SIZE_MAX)
                 return invalid(ifname, err, m, "two filter instances at one priority");
@@ -1235,6 +1294,30 @@ static int plan_filters(const struct tc_snapshot *s, const char *ifname, size_t 
         if (!r->u32 && r->n == 1)
             p->v[p->n++] = (struct op){r->header, false};
     }
+    /* u32 lists, under each of its instances, every hash table of the
+     * qdisc with the instance's priority: two instances at one priority
+     * (two chains, or the qdisc's block and a class's) show the same
+     * tables, and which one each starts classifying from (its root) cannot
+     * be read back from a dump. Guessing could swap them silently. */
+    size_t nu = 0;
+    for (size_t i = 0; i < nruns; i++)
+        if (runs[i].u32) {
+            const struct tcmsg *t = tcm_of(s->m[runs[i].first]);
+            keys[nu++] =
+                (struct hkey){TC_H_MAJ(t->tcm_parent), TC_H_MAJ(t->tcm_info), 0, 0, runs[i].first};
+        }
+    qsort(keys, nu, sizeof *keys, hkey_cmp);
+    for (size_t i = 1; i < nu; i++)
+        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b) {
+            char other[192], why[320];
+            describe(s->m[keys[i - 1].idx], other, sizeof other);
+            snprintf(why, sizeof why,
+                     "u32 lists the hash tables of all its filters at one priority under each "
+                     "of them, so which table this one starts from cannot be read back (also "
+                     "here: %s); give them different priorities",
+                     other);
+            return invalid(ifname, err, s->m[keys[i].idx], why);
+        }
     int rc = plan_u32(s, ifname, runs, nruns, hts, p, err);
     if (rc < 0)
         return rc;
@@ -1273,8 +1356,8 @@ static int plan_build(const struct tc_snapshot *s, const char *ifname, struct pl
     if (nq == 0 || tcm_of(s->m[0])->tcm_parent != TC_H_ROOT)
         return invalid(ifname, err, s->m[0], "the first object must be the root qdisc");
 
-    _cleanup_free_ struct hkey *qh = calloc(nq, sizeof *qh);       /* by handle */
-    _cleanup_free_ struct hkey *qp = calloc(nq, sizeof *qp);       /* by parent's major */
+    _cleanup_free_ struct hkey *qh = calloc(nq, sizeof *qh);          /* by handle */
+    _cleanup_free_ struct hkey *qp = calloc(nq, sizeof *qp);          /* by parent's major */
     _cleanup_free_ struct hkey *ch = calloc(nc ? nc : 1, sizeof *ch); /* by handle */
     _cleanup_free_ struct hkey *cq = calloc(nc ? nc : 1, sizeof *cq); /* by major, newest first */
     _cleanup_free_ bool *done = calloc(s->n, sizeof *done);
@@ -1349,8 +1432,9 @@ static int plan_build(const struct tc_snapshot *s, const char *ifname, struct pl
     }
     for (size_t i = 0; i < nq + nc; i++)
         if (!done[i])
-            return invalid(ifname, err, s->m[i], i < nq ? "qdisc whose parent is missing"
-                                                        : "class of a qdisc that is missing");
+            return invalid(ifname, err, s->m[i],
+                           i < nq ? "qdisc whose parent is missing"
+                                  : "class of a qdisc that is missing");
     for (size_t i = nq + nc; i < s->n; i++) {
         uint32_t par = tcm_of(s->m[i])->tcm_parent;
         if (TC_H_MIN(par) ? hkey_find(ch, nc, par) < 0 : hkey_find(qh, nq, par) < 0)
@@ -1383,8 +1467,8 @@ static int replay_one(struct nl_tc *t, int ifindex, const char *ifname, const st
         tm->tcm_info = 0;
     size_t payload = b.len - NLMSG_HDRLEN;
     struct nl_msg *msg = nlmsg_alloc_size(b.len + NLMSG_HDRLEN);
-    struct nlmsghdr *h = msg ? nlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, m->nlmsg_type, (int)payload,
-                                         NLM_F_CREATE | NLM_F_EXCL)
+    struct nlmsghdr *h = msg ? nlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, m->nlmsg_type,
+                                         (int)payload, NLM_F_CREATE | NLM_F_EXCL)
                              : NULL;
     if (!h) {
         nlmsg_free(msg);
@@ -1407,7 +1491,6 @@ static void ckey_of(const struct nlmsghdr *m, struct ckey *ck)
     const struct tcmsg *t = tcm_of(m);
     uint32_t chain = 0;
     (void)chain_of(m, &chain);
-    ck->m = m;
     if (m->nlmsg_type == RTM_NEWTFILTER)
         *ck = (struct ckey){m, {2, t->tcm_parent, chain, t->tcm_info, t->tcm_handle}};
     else

@@ -21,10 +21,11 @@ struct tc_snapshot;
  * are not kept. A root with handle 0: (the kernel's default) gives an empty
  * snapshot. ifname only names the interface in messages.
  * Fails with -EOPNOTSUPP and an err naming the object ("interface eth0:
- * filter bpf 0x1 at 1: chain 0 prio 49152 cannot be restored exactly: ...")
- * when something could not be recreated exactly: a kind outside the list we
- * have verified, an attribute we do not know, a size table, u32 hash tables
- * the kernel would number differently on replay. Changes nothing. */
+ * filter bpf at 1: chain 0 prio 49152 protocol all cannot be restored
+ * exactly: ...") when something could not be recreated exactly: a kind
+ * outside the list we have verified, an attribute we do not know, a size
+ * table with entries, u32 hash tables the kernel would number differently on
+ * replay, u32 filters of one qdisc sharing a priority. Changes nothing. */
 int tc_snapshot_take(struct nl_tc *t, int ifindex, const char *ifname, struct tc_snapshot **out,
                      struct chaos_err *err) __attribute__((warn_unused_result));
 

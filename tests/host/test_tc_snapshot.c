@@ -45,9 +45,8 @@ static size_t guest_ntests;
 
 /* The format comes with a leading space (" " __VA_ARGS__), so that a
  * call without a message still passes a format. */
-__attribute__((format(printf, 4, 5), noreturn)) static void guest_fail(const char *file, int line,
-                                                                      const char *expr,
-                                                                      const char *fmt, ...)
+__attribute__((format(printf, 4, 5), noreturn)) static void
+guest_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 {
     fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
     if (fmt[1]) {
@@ -203,9 +202,9 @@ static void setup(void)
         /* uml-run loads the network-fault modules; these kinds too. */
         struct utsname u;
         uname(&u);
-        static const char *const mods[] = {"sch_fq",  "sch_sfq",   "sch_codel",  "cls_fw",
-                                           "cls_basic", "cls_bpf", "cls_flower", "act_gact",
-                                           "em_cmp",  "sch_prio",  "sch_fq_codel", "cls_matchall"};
+        static const char *const mods[] = {"sch_fq",    "sch_sfq",  "sch_codel",    "cls_fw",
+                                           "cls_basic", "cls_bpf",  "cls_flower",   "act_gact",
+                                           "em_cmp",    "sch_prio", "sch_fq_codel", "cls_matchall"};
         for (size_t i = 0; i < ARRAY_SIZE(mods); i++)
             run("insmod /usr/lib/uml/modules/%s/kernel/net/sched/%s.ko 2>/dev/null", u.release,
                 mods[i]);
@@ -383,8 +382,10 @@ Test(tc_snapshot, prio_tree_with_other_kinds)
     TC("qdisc add dev " DEV " parent 1:2 handle 12: fq maxrate 100mbit flow_limit 50");
     TC("qdisc add dev " DEV " parent 1:3 handle 13: codel target 4ms interval 40ms ecn");
     TC("filter add dev " DEV " parent 1: prio 10 protocol ip handle 5 fw classid 1:2");
-    TC("filter add dev " DEV " parent 1: prio 11 protocol ip basic classid 1:3");
-    TC("filter add dev " DEV " parent 1: prio 12 protocol all matchall classid 1:4 action ok");
+    TC("filter add dev " DEV " parent 1: prio 11 protocol ip basic match "
+       "'cmp(u8 at 9 layer network eq 6)' classid 1:3");
+    TC("filter add dev " DEV " parent 1: prio 12 protocol all matchall classid 1:4 "
+       "action gact ok random determ drop 10");
     round_trip();
 }
 
@@ -404,6 +405,9 @@ Test(tc_snapshot, u32_hash_tables_links_and_mirred)
        "hashkey mask 0x0000000f at 16 link 2:");
     TC("filter add dev " DEV " parent 1: prio 4 protocol ip u32 ht 2:3: match ip dst 10.1.0.3/32 "
        "flowid 1:2 action mirred egress redirect dev veth1");
+    /* Another chain: dumped with the others, numbered in the same space. */
+    TC("filter add dev " DEV " parent 1: chain 3 prio 6 protocol ip u32 match ip dst 10.0.0.3/32 "
+       "flowid 1:2");
     round_trip();
 }
 
@@ -461,7 +465,7 @@ Test(tc_snapshot, bpf_filter_is_refused)
     TC("filter add dev " DEV " parent 1: prio 49152 bpf bytecode '1,6 0 0 4294967295,' "
        "flowid 1:10");
     refused("bpf", (const char *const[]){"interface " DEV, "filter bpf", "at 1:", "prio 49152",
-                                          "cannot be restored exactly", NULL});
+                                         "cannot be restored exactly", NULL});
 }
 
 Test(tc_snapshot, flower_filter_is_refused)
@@ -482,6 +486,13 @@ Test(tc_snapshot, atm_size_table_is_refused)
     refused("stab", (const char *const[]){"qdisc tbf 1: (root)", "size table", NULL});
 }
 
+Test(tc_snapshot, rate_estimator_is_refused)
+{
+    TC("qdisc add dev " DEV " root handle 1: htb");
+    TC("class add dev " DEV " parent 1: classid 1:10 estimator 1sec 8sec htb rate 1mbit");
+    refused("estimator", (const char *const[]){"class htb 1:10", "rate estimator", NULL});
+}
+
 Test(tc_snapshot, u32_numbering_gap_is_refused)
 {
     TC("qdisc add dev " DEV " root handle 1: htb");
@@ -490,6 +501,19 @@ Test(tc_snapshot, u32_numbering_gap_is_refused)
     /* 800: goes; a replay would number prio 2's table 800:, not 801:. */
     TC("filter del dev " DEV " parent 1: protocol ip prio 1");
     refused("u32 gap", (const char *const[]){"filter u32 801:", "800:", NULL});
+}
+
+Test(tc_snapshot, u32_at_one_prio_in_two_blocks_is_refused)
+{
+    /* The qdisc's block and class 1:1's both have u32 at prio 1: each
+     * dump lists both root tables (800: and 801:), so which is whose
+     * cannot be told. */
+    TC("qdisc add dev " DEV " root handle 1: htb");
+    TC("class add dev " DEV " parent 1: classid 1:1 htb rate 1mbit");
+    TC("filter add dev " DEV " parent 1:1 protocol ip prio 1 u32 match ip dst 10.0.0.1/32");
+    TC("filter add dev " DEV " parent 1: protocol ip prio 1 u32 match ip dst 10.0.0.2/32");
+    refused("u32 same prio",
+            (const char *const[]){"prio 1", "give them different priorities", NULL});
 }
 
 Test(tc_snapshot, mq_root_with_a_configured_child)
@@ -586,8 +610,9 @@ Test(tc_snapshot, from_json_refuses_damage)
 {
     /* TCA_KIND "htb": 0800 0100 68746200 */
     _cleanup_free_ char *htb = msg_hex(RTM_NEWQDISC, TC_H_ROOT, 0x10000, 0, "0800010068746200");
-    _cleanup_free_ char *bpf =
-        msg_hex(RTM_NEWTFILTER, 0x10000, 1, 0x00010008, "0800010062706600" "08000b0000000000");
+    _cleanup_free_ char *bpf = msg_hex(RTM_NEWTFILTER, 0x10000, 1, 0x00010008,
+                                       "0800010062706600"
+                                       "08000b0000000000");
     _cleanup_free_ char *link = msg_hex(RTM_NEWLINK, TC_H_ROOT, 0x10000, 0, "0800010068746200");
     _cleanup_free_ char *child = msg_hex(RTM_NEWQDISC, 0x10001, 0x20000, 0, "0800010068746200");
     _cleanup_free_ char *again = msg_hex(RTM_NEWQDISC, 0x10001, 0x10000, 0, "0800010068746200");
