@@ -218,7 +218,11 @@ static int apply_locked(const struct fault_env *env, const struct net_spec *s, s
             struct net_tree_plan now = {0};
             r = net_tree_plan(t, ifb_index, ifb, &now, err);
             if (r == 0 && now.slot != iplan.slot)
-                r = chaos_err_set(err, EAGAIN, "ifb %s changed under us", ifb);
+                r = chaos_err_set(err, EAGAIN,
+                                  "ifb %s changed while this fault was being set up "
+                                  "(another tool touched it?); nothing was left applied, "
+                                  "try again",
+                                  ifb);
             if (r == 0)
                 r = net_tree_install(t, &st->ns, &now, &s->params, in_rules, n_in, err);
             net_tree_plan_clear(&now);

@@ -143,24 +143,11 @@ struct tree_view {
     char ingress_kind[32];
 };
 
-static const char *msg_kind(const struct nlmsghdr *nlh)
-{
-    struct nlattr *a;
-    int rem;
-    nlmsg_for_each_attr(a, (struct nlmsghdr *)nlh, sizeof(struct tcmsg), rem)
-    {
-        if (nla_type(a) == TCA_KIND && nla_len(a) > 0 &&
-            ((const char *)nla_data(a))[nla_len(a) - 1] == '\0')
-            return nla_data(a);
-    }
-    return "";
-}
-
 static int view_qdisc(const struct nlmsghdr *nlh, void *arg)
 {
     struct tree_view *v = arg;
     const struct tcmsg *tcm = nlmsg_data(nlh);
-    const char *kind = msg_kind(nlh);
+    const char *kind = nltc_msg_kind(nlh);
     if (tcm->tcm_parent == TC_H_ROOT) {
         v->have_root = true;
         v->root_handle = tcm->tcm_handle;

@@ -224,9 +224,27 @@ struct dump_ctx {
     int r;
 };
 
+const char *nltc_msg_kind(const struct nlmsghdr *nlh)
+{
+    struct nlattr *a;
+    int rem;
+    nlmsg_for_each_attr(a, (struct nlmsghdr *)nlh, sizeof(struct tcmsg), rem)
+    {
+        if (nla_type(a) == TCA_KIND && nla_len(a) > 0 &&
+            ((const char *)nla_data(a))[nla_len(a) - 1] == '\0')
+            return nla_data(a);
+    }
+    return "";
+}
+
 static int on_dump(struct nl_msg *msg, void *arg)
 {
     struct dump_ctx *d = arg;
+    /* After a callback failed, read the rest without looking at it: the
+     * kernel's remaining messages (and NLMSG_DONE) must not be left for
+     * the next request to trip over. */
+    if (d->r < 0)
+        return NL_SKIP;
     const struct nlmsghdr *nlh = nlmsg_hdr(msg);
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(struct tcmsg)))
         return NL_SKIP;
@@ -234,10 +252,8 @@ static int on_dump(struct nl_msg *msg, void *arg)
     if (tcm->tcm_ifindex != d->ifindex)
         return NL_SKIP;
     int r = d->cb(nlh, d->arg);
-    if (r < 0) {
+    if (r < 0)
         d->r = r;
-        return NL_STOP;
-    }
     return NL_OK;
 }
 
@@ -261,10 +277,8 @@ int nltc_dump(struct nl_tc *t, int type, int ifindex, uint32_t parent, nltc_dump
     t->last_errno = 0;
     r = nl_recvmsgs(t->sk, c);
     nl_cb_put(c);
-    if (d.r < 0) {
-        /* Drain the rest of the dump so the next request reads its own answer. */
+    if (d.r < 0)
         return d.r;
-    }
     if (r < 0) {
         int code = t->last_errno ? t->last_errno : nle_to_errno(r);
         return chaos_err_set(err, code, "cannot read tc objects of interface %d: %s", ifindex,
@@ -409,14 +423,14 @@ int nltc_qdisc_del(struct nl_tc *t, int ifindex, uint32_t parent, uint32_t handl
     if (!msg)
         return chaos_err_set(err, ENOMEM, "out of memory");
     int r = nltc_request(t, msg, what, NULL, err);
-    /* Gone already (a crash after the delete, or the interface went). */
-    if (r == -ENOENT || r == -ENODEV || r == -EINVAL) {
-        if (r != -EINVAL || strstr(t->extack, "no qdisc") || strstr(t->extack, "Cannot find")) {
-            chaos_err_clear(err);
-            return 0;
-        }
-    }
-    return r;
+    /* Gone already (a crash after the delete, or the interface went).
+     * Some kernels say so with EINVAL and a "cannot find" message. */
+    bool gone = r == -ENOENT || r == -ENODEV ||
+                (r == -EINVAL && (strstr(t->extack, "no qdisc") || strstr(t->extack, "Cannot find")));
+    if (!gone)
+        return r;
+    chaos_err_clear(err);
+    return 0;
 }
 
 int nltc_filter_del(struct nl_tc *t, int ifindex, uint32_t parent, uint16_t prio, uint16_t proto,

@@ -41,10 +41,16 @@ const char *nltc_last_extack(const struct nl_tc *t);
 
 /* Dumps RTM_GETQDISC / RTM_GETTCLASS / RTM_GETTFILTER objects of ifindex
  * (filters: those attached to parent) and calls cb with each raw message.
- * cb returns 0 to go on or a negative errno to stop (returned). */
+ * cb returns 0 to go on or a negative errno, which is returned once the rest
+ * of the dump has been read (and not passed to cb), so the socket is ready
+ * for the next request. */
 typedef int (*nltc_dump_cb)(const struct nlmsghdr *nlh, void *arg);
 int nltc_dump(struct nl_tc *t, int type, int ifindex, uint32_t parent, nltc_dump_cb cb, void *arg,
               struct chaos_err *err) __attribute__((warn_unused_result));
+
+/* The TCA_KIND of a dumped qdisc, class or filter message ("" when it has
+ * none or it is not NUL-terminated). */
+const char *nltc_msg_kind(const struct nlmsghdr *nlh);
 
 /* The index of the interface called name (-ENODEV when there is none). */
 int nltc_link_index(struct nl_tc *t, const char *name, int *ifindex, struct chaos_err *err)

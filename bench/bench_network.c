@@ -238,19 +238,6 @@ struct view {
     int n_filters; /* filters at ROOT with our preference */
 };
 
-static const char *msg_kind(const struct nlmsghdr *nlh)
-{
-    struct nlattr *a;
-    int rem;
-    nlmsg_for_each_attr(a, (struct nlmsghdr *)nlh, sizeof(struct tcmsg), rem)
-    {
-        if (nla_type(a) == TCA_KIND && nla_len(a) > 0 &&
-            ((const char *)nla_data(a))[nla_len(a) - 1] == '\0')
-            return nla_data(a);
-    }
-    return "";
-}
-
 static int on_qdisc(const struct nlmsghdr *nlh, void *arg)
 {
     struct view *v = arg;
@@ -258,10 +245,10 @@ static int on_qdisc(const struct nlmsghdr *nlh, void *arg)
     v->n_qdiscs++;
     if (tcm->tcm_parent == TC_H_ROOT) {
         v->root_handle = tcm->tcm_handle;
-        snprintf(v->root_kind, sizeof v->root_kind, "%s", msg_kind(nlh));
+        snprintf(v->root_kind, sizeof v->root_kind, "%s", nltc_msg_kind(nlh));
     } else if (TC_H_MAJ(tcm->tcm_parent) == ROOT && tcm->tcm_handle == CHILD) {
         v->n_children++;
-        snprintf(v->child_kind, sizeof v->child_kind, "%s", msg_kind(nlh));
+        snprintf(v->child_kind, sizeof v->child_kind, "%s", nltc_msg_kind(nlh));
     }
     return 0;
 }
@@ -270,7 +257,7 @@ static int on_filter(const struct nlmsghdr *nlh, void *arg)
 {
     struct view *v = arg;
     const struct tcmsg *tcm = nlmsg_data(nlh);
-    if (TC_H_MAJ(tcm->tcm_info) >> 16 == FILTER_PREF && strcmp(msg_kind(nlh), "u32") == 0)
+    if (TC_H_MAJ(tcm->tcm_info) >> 16 == FILTER_PREF && strcmp(nltc_msg_kind(nlh), "u32") == 0)
         v->n_filters++;
     return 0;
 }
