@@ -137,7 +137,20 @@ static bool conditions_hold(const struct check_result *r, size_t from, char *why
             return false;
         }
     }
-    snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n, want_ratio);
+    /* A pass quotes every condition it checked, so a report shows the
+     * latency that was seen and not just the success ratio. */
+    int len = snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n,
+                       want_ratio);
+    for (int s = 0; s < LAT__COUNT && len >= 0 && (size_t)len < size; s++) {
+        if (!c->latency[s].set)
+            continue;
+        char got[32];
+        fmt_latency(latency_stat_range(r->obs, from, r->n_obs, (enum latency_stat)s), got,
+                    sizeof got);
+        fmt_cmp(&c->latency[s], true, want, sizeof want);
+        len += snprintf(why + len, size - (size_t)len, "; %s %s, wanted %s", stat_names[s], got,
+                        want);
+    }
     return true;
 }
 

@@ -3,7 +3,8 @@
 # demo front and its two workers, a scenario that first delays one worker
 # and then partitions the other (tests/uml/scenarios/slow-then-cut-worker.json),
 # probes and a verdict. Asserts the exit code, that the report shows both
-# faults applied and reverted, that the latency expectation saw the delay,
+# faults applied and reverted, that the latency checks (through the front and
+# straight to the slowed worker) saw the delay,
 # and that lo's tc state is the same before and after.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

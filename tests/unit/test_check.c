@@ -55,6 +55,22 @@ Test(check, all_ok_passes_and_no_samples_fails)
     check_result_free(&r);
 }
 
+Test(check, pass_quotes_every_condition)
+{
+    struct check c = make_check(SECTION_EXPECT, CMP_GE, 0.99);
+    c.latency[LAT_P99] = (struct cmp){.set = true, .op = CMP_GE, .value = 250000};
+    struct check_result r;
+    check_result_init(&r, &c);
+    for (int i = 0; i < 10; i++)
+        add(&r, i * 100, i % 2 ? 812000 : 3000, true, NULL);
+    check_judge(&r, "during 'slow worker'");
+    cr_expect_eq(r.verdict, CHECK_PASSED, "%s", r.reason);
+    cr_expect(strstr(r.reason, "success_ratio 1 (10/10 ok), wanted >= 0.99; p99 812ms, wanted "
+                               ">= 250ms during 'slow worker'"),
+              "%s", r.reason);
+    check_result_free(&r);
+}
+
 Test(check, latency_percentiles_nearest_rank)
 {
     struct check c = make_check(SECTION_EXPECT, CMP_GE, 0);
