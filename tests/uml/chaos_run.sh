@@ -39,3 +39,35 @@ grep -q 'delay 500ms on lo' "$out/report.json" "$out/stdout" "$out/stderr" ||
     fail "no description of the delay in the report or output"
 grep -q 'partition' "$out/report.json" || fail "no partition in the report"
 echo "ok: chaos run with a delay and a partition passed, lo restored"
+
+# A run that is stopped mid-fault puts lo back: SIGINT and SIGTERM revert
+# before chaos exits (code 3); after SIGKILL its guard reverts.
+cat > "$out/hold.json" <<'JSON'
+{"version": 1, "name": "uml-hold-delay",
+ "faults": [{"name": "hold", "kind": "network", "at": "0s", "duration": "60s",
+             "target": {"interface": "lo", "dst": "127.0.0.9", "protocol": "udp"},
+             "params": {"delay": "100ms"}}]}
+JSON
+has_netem() { tc qdisc show dev lo | grep -q netem; }
+wait_for() {  # wait_for SECONDS COMMAND...: poll every 50ms
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do ((SECONDS < deadline)) || return 1; sleep 0.05; done
+}
+lo_restored() { [[ $(state) == "$before" ]]; }
+for sig in INT TERM KILL; do
+    "$CHAOS_BUILD/controller/chaos" run "$out/hold.json" --state-dir "$out/state" \
+        > "$out/hold.out" 2>&1 &
+    cpid=$!
+    wait_for 20 has_netem || { cat "$out/hold.out"; fail "SIG$sig: the delay never appeared on lo"; }
+    kill -"$sig" "$cpid"
+    rc=0
+    wait "$cpid" || rc=$?
+    if [[ $sig == KILL ]]; then
+        wait_for 10 lo_restored || fail "SIGKILL: the guard did not restore lo: $(state)"
+    else
+        [[ $rc == 3 ]] || { cat "$out/hold.out"; fail "SIG$sig: chaos exited $rc, wanted 3"; }
+        lo_restored || fail "SIG$sig: lo not restored when chaos exited: $(state)"
+        grep -q "interrupted by SIG$sig" "$out/hold.out" || fail "SIG$sig: output does not say so"
+    fi
+    echo "ok: SIG$sig to a run with a network fault restored lo"
+done
