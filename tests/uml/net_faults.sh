@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The network fault against a real kernel: runs tests/uml/test_net_uml.c
 # (built as $CHAOS_BUILD/tests/test_net_uml) inside User-Mode Linux, once with
-# every module (suite net/*) and once without sch_netem (suite nonetem/*),
-# where the apply must fail naming the module and leave nothing behind.
+# every module (suite net/*) and then once without each module a fault needs
+# (suite missing/*), where the apply must fail naming that module and leave
+# nothing behind.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${CHAOS_BUILD:?}"
@@ -13,4 +14,7 @@ fi
 bin=$CHAOS_BUILD/tests/test_net_uml
 [[ -x $bin ]] || { echo "FAIL: $bin is not built" >&2; exit 1; }
 "$here/uml-run" --timeout 380 -- "$bin" --filter 'net/*'
-CHAOS_UML_NO_MODULES=sch_netem "$here/uml-run" --timeout 120 -- "$bin" --filter 'nonetem/*'
+for mod in sch_netem sch_prio cls_u32 ifb sch_ingress act_mirred; do
+    echo "== without $mod"
+    CHAOS_UML_NO_MODULES=$mod "$here/uml-run" --timeout 120 -- "$bin" --filter 'missing/*'
+done

@@ -793,19 +793,30 @@ Test(net, missing_interface_and_namespace)
     assert_state_restored();
 }
 
-/* Run with CHAOS_UML_NO_MODULES=sch_netem (see net_uml.sh): the kernel has
- * sch_prio but no netem, so the prio root goes in and must come out again. */
-TestSuite(nonetem, .init = topo_up, .fini = topo_down, .timeout = 120);
+/* Run once per module we need, with CHAOS_UML_NO_MODULES naming it (see
+ * net_faults.sh): the guest kernel lacks just that one, the apply must fail
+ * naming it, and whatever went in before the failing step (the prio root,
+ * the netem, the ifb link) must come out again. The ingress modules are only
+ * needed, and so only missed, by an ingress fault. */
+TestSuite(missing, .init = topo_up, .fini = topo_down, .timeout = 120);
 
-Test(nonetem, missing_netem_leaves_nothing)
+Test(missing, module_named_and_nothing_left)
 {
+    const char *mod = getenv("CHAOS_UML_NO_MODULES");
+    cr_assert(mod && *mod && !strchr(mod, ' '), "run with CHAOS_UML_NO_MODULES=<one module>");
+    bool ingress = strcmp(mod, "ifb") == 0 || strcmp(mod, "sch_ingress") == 0 ||
+                   strcmp(mod, "act_mirred") == 0;
     snapshot_before();
     struct rig r;
     rig_open(&r);
-    char msg[800];
-    apply_fails(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
-                "{\"delay\":\"10ms\"}", msg, sizeof msg);
-    cr_assert(strstr(msg, "kernel lacks sch_netem: load the module"), "%s", msg);
+    char target[256], want[96], msg[800];
+    snprintf(target, sizeof target,
+             "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"direction\":\"%s\","
+             "\"dst\":\"" TARGET "\"}",
+             ingress ? "ingress" : "egress");
+    apply_fails(&r, target, "{\"delay\":\"10ms\"}", msg, sizeof msg);
+    snprintf(want, sizeof want, "kernel lacks %s: load the module (modprobe %s)", mod, mod);
+    cr_assert(strstr(msg, want), "wanted '%s' in: %s", want, msg);
     rig_close(&r);
     assert_state_restored();
 }
