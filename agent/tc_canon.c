@@ -1,0 +1,610 @@
+#include "tc_canon.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <linux/gen_stats.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/tc_act/tc_gact.h>
+#include <linux/tc_act/tc_mirred.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+/* ---- Canonical form: what to keep of each kind ---- */
+
+int canon_refuse(struct canon_cx *c, const char *fmt, ...)
+{
+    char why[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (c->ifname)
+        return chaos_err_set(c->err, EOPNOTSUPP, "interface %s: %s cannot be restored exactly: %s",
+                             c->ifname, c->what, why);
+    return chaos_err_set(c->err, EOPNOTSUPP, "saved tc snapshot: %s cannot be restored exactly: %s",
+                         c->what, why);
+}
+
+static int malformed(struct canon_cx *c, const char *where)
+{
+    if (c->ifname)
+        return chaos_err_set(c->err, EINVAL, "interface %s: %s: malformed %s in the kernel's dump",
+                             c->ifname, c->what, where);
+    return chaos_err_set(c->err, EINVAL, "saved tc snapshot: %s: malformed %s", c->what, where);
+}
+
+typedef int (*attr_fn)(const struct nlattr *a, struct mbuf *out, struct canon_cx *c);
+
+enum { R_KEEP = 1, R_DROP, R_FN };
+struct rule {
+    uint16_t type;
+    uint8_t act;
+    attr_fn fn;
+};
+struct ruleset {
+    const char *where; /* "htb options" */
+    const struct rule *r;
+    size_t n;
+    int keep_upto; /* unlisted types 1..keep_upto are kept as they are */
+};
+#define RULES(where, arr, upto)                                                                    \
+    {                                                                                              \
+        where, arr, ARRAY_SIZE(arr), upto                                                          \
+    }
+
+/* Copies a stream of attributes by the rules. Unknown types are refused:
+ * a newer kernel may dump output-only data that would not replay, or
+ * configuration we would not see is kept. */
+static int copy_attrs(struct tcm_iter it, const struct ruleset *rs, struct mbuf *out,
+                      struct canon_cx *c)
+{
+    const struct nlattr *a;
+    while ((a = tcm_attr_next(&it))) {
+        int t = tcm_atype(a), act = 0;
+        const struct rule *ru = NULL;
+        for (size_t i = 0; i < rs->n; i++)
+            if (rs->r[i].type == t) {
+                ru = &rs->r[i];
+                act = ru->act;
+            }
+        if (!ru && t > 0 && t <= rs->keep_upto)
+            act = R_KEEP;
+        if (act == R_KEEP) {
+            mbuf_copy(out, a);
+        } else if (act == R_FN) {
+            int r = ru->fn(a, out, c);
+            if (r < 0)
+                return r;
+        } else if (act != R_DROP) {
+            return canon_refuse(c, "its %s carry attribute %d, which we do not know", rs->where, t);
+        }
+    }
+    if (it.bad)
+        return malformed(c, rs->where);
+    return 0;
+}
+
+static int copy_nest(const struct nlattr *a, const struct ruleset *rs, struct mbuf *out,
+                     struct canon_cx *c)
+{
+    size_t off = mbuf_start(out, a->nla_type);
+    int r = copy_attrs(tcm_nest_attrs(a), rs, out, c);
+    mbuf_end(out, off);
+    return r;
+}
+
+/* A fixed struct; zero_at/zero_len blank statistics inside it. */
+static int copy_struct(const struct nlattr *a, size_t min, size_t zero_at, size_t zero_len,
+                       struct mbuf *out, struct canon_cx *c, const char *where)
+{
+    if (tcm_alen(a) < min)
+        return malformed(c, where);
+    unsigned char buf[512];
+    size_t n = tcm_alen(a);
+    if (n > sizeof buf)
+        return canon_refuse(c, "its %s are %zu bytes, more than we know", where, n);
+    memcpy(buf, tcm_adata(a), n);
+    if (zero_len && zero_at + zero_len <= n)
+        memset(buf + zero_at, 0, zero_len);
+    mbuf_attr(out, a->nla_type, buf, n);
+    return 0;
+}
+
+static int refuse_police(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    return canon_refuse(c, "it has an old-style police action, which we do not replay");
+}
+
+/* Statistics are dropped, but a rate estimator shows only there: its
+ * interval and time constant (TCA_RATE) are never dumped. */
+static int stats2(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    struct tcm_iter it = tcm_nest_attrs(a);
+    const struct nlattr *s;
+    while ((s = tcm_attr_next(&it)))
+        if (tcm_atype(s) == TCA_STATS_RATE_EST || tcm_atype(s) == TCA_STATS_RATE_EST64)
+            return canon_refuse(c,
+                                "it has a rate estimator, whose settings the kernel does not dump");
+    return 0;
+}
+
+/* -- actions (inside u32, matchall, fw, basic) -- */
+
+/* tc_gen: index, capab, action, refcnt, bindcnt: the counts change as
+ * filters bind; the index is kept (an action shared by index stays shared). */
+#define TC_GEN_COUNTS_AT (3 * sizeof(uint32_t))
+#define TC_GEN_COUNTS_LEN (2 * sizeof(uint32_t))
+
+static int mirred_parms(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    return copy_struct(a, sizeof(struct tc_mirred), TC_GEN_COUNTS_AT, TC_GEN_COUNTS_LEN, out, c,
+                       "mirred parameters");
+}
+
+static int gact_parms(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    return copy_struct(a, sizeof(struct tc_gact), TC_GEN_COUNTS_AT, TC_GEN_COUNTS_LEN, out, c,
+                       "gact parameters");
+}
+
+static const struct rule mirred_rules[] = {{TCA_MIRRED_TM, R_DROP, NULL},
+                                           {TCA_MIRRED_PARMS, R_FN, mirred_parms},
+                                           {TCA_MIRRED_PAD, R_DROP, NULL}};
+static const struct rule gact_rules[] = {{TCA_GACT_TM, R_DROP, NULL},
+                                         {TCA_GACT_PARMS, R_FN, gact_parms},
+                                         {TCA_GACT_PROB, R_KEEP, NULL},
+                                         {TCA_GACT_PAD, R_DROP, NULL}};
+static const struct ruleset mirred_rs = RULES("mirred action options", mirred_rules, 0);
+static const struct ruleset gact_rs = RULES("gact action options", gact_rules, 0);
+
+static const struct {
+    const char *kind;
+    const struct ruleset *rs;
+} action_kinds[] = {{"mirred", &mirred_rs}, {"gact", &gact_rs}};
+
+/* One action: a nest (its order) of TCA_ACT_* attributes. */
+static int copy_action(const struct nlattr *act, struct mbuf *out, struct canon_cx *c)
+{
+    const struct nlattr *kind = NULL, *a;
+    struct tcm_iter it = tcm_nest_attrs(act);
+    while ((a = tcm_attr_next(&it)))
+        if (tcm_atype(a) == TCA_ACT_KIND)
+            kind = a;
+    if (!kind || tcm_alen(kind) == 0 || ((const char *)tcm_adata(kind))[tcm_alen(kind) - 1] != '\0')
+        return malformed(c, "action");
+    const struct ruleset *rs = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(action_kinds); i++)
+        if (strcmp(tcm_adata(kind), action_kinds[i].kind) == 0)
+            rs = action_kinds[i].rs;
+    if (!rs)
+        return canon_refuse(c, "it has a %s action; only %s and %s actions are replayed",
+                            (const char *)tcm_adata(kind), action_kinds[0].kind,
+                            action_kinds[1].kind);
+    size_t off = mbuf_start(out, act->nla_type);
+    it = tcm_nest_attrs(act);
+    while ((a = tcm_attr_next(&it))) {
+        switch (tcm_atype(a)) {
+        case TCA_ACT_KIND:
+        case TCA_ACT_INDEX:
+        case TCA_ACT_COOKIE:
+        case TCA_ACT_FLAGS:
+        case TCA_ACT_HW_STATS:
+            mbuf_copy(out, a);
+            break;
+        case TCA_ACT_STATS: {
+            int r = stats2(a, out, c);
+            if (r < 0)
+                return r;
+            break;
+        }
+        case TCA_ACT_PAD:
+        case TCA_ACT_USED_HW_STATS:
+        case TCA_ACT_IN_HW_COUNT:
+            break;
+        case TCA_ACT_OPTIONS: {
+            int r = copy_nest(a, rs, out, c);
+            if (r < 0)
+                return r;
+            break;
+        }
+        default:
+            return canon_refuse(c, "its %s action carries attribute %d, which we do not know",
+                                (const char *)tcm_adata(kind), tcm_atype(a));
+        }
+    }
+    if (it.bad)
+        return malformed(c, "action");
+    mbuf_end(out, off);
+    return 0;
+}
+
+static int copy_actions(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    size_t off = mbuf_start(out, a->nla_type);
+    struct tcm_iter it = tcm_nest_attrs(a);
+    const struct nlattr *act;
+    while ((act = tcm_attr_next(&it))) {
+        int r = copy_action(act, out, c);
+        if (r < 0)
+            return r;
+    }
+    if (it.bad)
+        return malformed(c, "action list");
+    mbuf_end(out, off);
+    return 0;
+}
+
+/* -- qdisc options -- */
+
+static int htb_init(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    if (tcm_alen(a) < sizeof(struct tc_htb_glob))
+        return malformed(c, "htb options");
+    struct tc_htb_glob g;
+    memcpy(&g, tcm_adata(a), sizeof g);
+    g.direct_pkts = 0; /* a packet count */
+    /* The kernel dumps HTB_VER (3.17) but accepts only its major part. */
+    if (c->replay && g.version > 0xffff)
+        g.version >>= 16;
+    mbuf_attr(out, a->nla_type, &g, sizeof g);
+    return 0;
+}
+
+static int refuse_offload(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    return canon_refuse(c, "it is offloaded to hardware");
+}
+
+static const struct rule htb_rules[] = {
+    {TCA_HTB_INIT, R_FN, htb_init},         {TCA_HTB_DIRECT_QLEN, R_KEEP, NULL},
+    {TCA_HTB_PARMS, R_KEEP, NULL},          {TCA_HTB_RATE64, R_KEEP, NULL},
+    {TCA_HTB_CEIL64, R_KEEP, NULL},         {TCA_HTB_PAD, R_DROP, NULL},
+    {TCA_HTB_OFFLOAD, R_FN, refuse_offload}};
+static const struct rule tbf_rules[] = {
+    {TCA_TBF_PARMS, R_KEEP, NULL}, {TCA_TBF_RATE64, R_KEEP, NULL}, {TCA_TBF_PRATE64, R_KEEP, NULL},
+    {TCA_TBF_BURST, R_KEEP, NULL}, {TCA_TBF_PBURST, R_KEEP, NULL}, {TCA_TBF_PAD, R_DROP, NULL}};
+/* codel keeps its times in 1024 ns units and dumps them in µs rounded
+ * down, so the dumped value sent back loses up to 1 µs per round trip
+ * (3ms comes back as 2999us, then 2998us). The unit count is recoverable
+ * from the dump; replay the smallest µs value that maps onto it. */
+static int codel_time(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    if (tcm_alen(a) < sizeof(uint32_t))
+        return malformed(c, "codel time");
+    uint32_t us;
+    memcpy(&us, tcm_adata(a), sizeof us);
+    if (c->replay) {
+        uint64_t units = ((uint64_t)us * 1000 + 1023) / 1024;
+        uint64_t back = (units * 1024 + 999) / 1000;
+        if (back <= UINT32_MAX)
+            us = (uint32_t)back;
+    }
+    mbuf_attr(out, a->nla_type, &us, sizeof us);
+    return 0;
+}
+
+static const struct rule none[] = {{0, R_DROP, NULL}};
+static const struct rule fq_codel_rules[] = {{TCA_FQ_CODEL_TARGET, R_FN, codel_time},
+                                             {TCA_FQ_CODEL_INTERVAL, R_FN, codel_time},
+                                             {TCA_FQ_CODEL_CE_THRESHOLD, R_FN, codel_time}};
+static const struct rule codel_rules[] = {{TCA_CODEL_TARGET, R_FN, codel_time},
+                                          {TCA_CODEL_INTERVAL, R_FN, codel_time},
+                                          {TCA_CODEL_CE_THRESHOLD, R_FN, codel_time}};
+static const struct ruleset htb_rs = RULES("htb options", htb_rules, 0);
+static const struct ruleset tbf_rs = RULES("tbf options", tbf_rules, 0);
+/* Every attribute of these kinds is configuration the kernel takes back as
+ * dumped; types newer than our headers are refused. */
+static const struct ruleset fq_codel_rs =
+    RULES("fq_codel options", fq_codel_rules, TCA_FQ_CODEL_MAX);
+static const struct ruleset codel_rs = RULES("codel options", codel_rules, TCA_CODEL_MAX);
+static const struct ruleset fq_rs = RULES("fq options", none, TCA_FQ_MAX);
+
+static int opt_htb(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &htb_rs, o, c);
+}
+static int opt_tbf(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &tbf_rs, o, c);
+}
+static int opt_fq_codel(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &fq_codel_rs, o, c);
+}
+static int opt_codel(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &codel_rs, o, c);
+}
+static int opt_fq(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &fq_rs, o, c);
+}
+static int opt_fifo(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_struct(a, sizeof(struct tc_fifo_qopt), 0, 0, o, c, "fifo options");
+}
+static int opt_prio(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_struct(a, sizeof(struct tc_prio_qopt), 0, 0, o, c, "priomap options");
+}
+static int opt_sfq(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_struct(a, sizeof(struct tc_sfq_qopt), offsetof(struct tc_sfq_qopt_v1, stats),
+                       sizeof(struct tc_sfqred_stats), o, c, "sfq options");
+}
+static int opt_none(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return canon_refuse(c, "it has options, which this kind never has");
+}
+
+/* -- filter options -- */
+
+static int cls_flags(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    if (tcm_alen(a) < sizeof(uint32_t))
+        return malformed(c, "filter flags");
+    uint32_t f;
+    memcpy(&f, tcm_adata(a), sizeof f);
+    /* IN_HW/NOT_IN_HW report the outcome; the kernel refuses them as input. */
+    if (c->replay)
+        f &= TCA_CLS_FLAGS_SKIP_HW | TCA_CLS_FLAGS_SKIP_SW;
+    mbuf_attr(out, a->nla_type, &f, sizeof f);
+    return 0;
+}
+
+static int u32_mark(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    return copy_struct(a, sizeof(struct tc_u32_mark), offsetof(struct tc_u32_mark, success),
+                       sizeof(uint32_t), out, c, "u32 mark");
+}
+
+static const struct rule u32_rules[] = {
+    {TCA_U32_CLASSID, R_KEEP, NULL},   {TCA_U32_HASH, R_KEEP, NULL},
+    {TCA_U32_LINK, R_KEEP, NULL},      {TCA_U32_DIVISOR, R_KEEP, NULL},
+    {TCA_U32_SEL, R_KEEP, NULL},       {TCA_U32_POLICE, R_FN, refuse_police},
+    {TCA_U32_ACT, R_FN, copy_actions}, {TCA_U32_INDEV, R_KEEP, NULL},
+    {TCA_U32_PCNT, R_DROP, NULL},      {TCA_U32_MARK, R_FN, u32_mark},
+    {TCA_U32_FLAGS, R_FN, cls_flags},  {TCA_U32_PAD, R_DROP, NULL}};
+static const struct rule matchall_rules[] = {{TCA_MATCHALL_CLASSID, R_KEEP, NULL},
+                                             {TCA_MATCHALL_ACT, R_FN, copy_actions},
+                                             {TCA_MATCHALL_FLAGS, R_FN, cls_flags},
+                                             {TCA_MATCHALL_PCNT, R_DROP, NULL},
+                                             {TCA_MATCHALL_PAD, R_DROP, NULL}};
+static const struct rule fw_rules[] = {{TCA_FW_CLASSID, R_KEEP, NULL},
+                                       {TCA_FW_POLICE, R_FN, refuse_police},
+                                       {TCA_FW_INDEV, R_KEEP, NULL},
+                                       {TCA_FW_ACT, R_FN, copy_actions},
+                                       {TCA_FW_MASK, R_KEEP, NULL}};
+static const struct rule basic_rules[] = {
+    {TCA_BASIC_CLASSID, R_KEEP, NULL},   {TCA_BASIC_EMATCHES, R_KEEP, NULL},
+    {TCA_BASIC_ACT, R_FN, copy_actions}, {TCA_BASIC_POLICE, R_FN, refuse_police},
+    {TCA_BASIC_PCNT, R_DROP, NULL},      {TCA_BASIC_PAD, R_DROP, NULL}};
+static const struct ruleset u32_rs = RULES("u32 options", u32_rules, 0);
+static const struct ruleset matchall_rs = RULES("matchall options", matchall_rules, 0);
+static const struct ruleset fw_rs = RULES("fw options", fw_rules, 0);
+static const struct ruleset basic_rs = RULES("basic options", basic_rules, 0);
+
+static int opt_u32(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &u32_rs, o, c);
+}
+static int opt_matchall(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &matchall_rs, o, c);
+}
+static int opt_fw(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &fw_rs, o, c);
+}
+static int opt_basic(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
+{
+    return copy_nest(a, &basic_rs, o, c);
+}
+
+/* The kinds we replay, each verified to come back exactly (see
+ * tests/host/test_tc_snapshot.c; some only under UML, where the kernel has
+ * them). Classes: only htb classes are made by users; the classes of prio,
+ * tbf and mq come with their qdisc and fq_codel/sfq/fq list flows. */
+struct kind {
+    const char *name;
+    attr_fn opts;
+    bool user_classes;
+};
+static const struct kind qdisc_kinds[] = {
+    {"htb", opt_htb, true},
+    {"tbf", opt_tbf, false},
+    {"pfifo", opt_fifo, false},
+    {"bfifo", opt_fifo, false},
+    {"pfifo_head_drop", opt_fifo, false},
+    {"pfifo_fast", opt_prio, false},
+    {"prio", opt_prio, false},
+    {"fq_codel", opt_fq_codel, false},
+    {"codel", opt_codel, false},
+    {"fq", opt_fq, false},
+    {"sfq", opt_sfq, false},
+    {"noqueue", opt_none, false},
+    {"mq", opt_none, false},
+};
+static const struct kind class_kinds[] = {{"htb", opt_htb, true}};
+static const struct kind filter_kinds[] = {
+    {"u32", opt_u32, false},
+    {"matchall", opt_matchall, false},
+    {"fw", opt_fw, false},
+    {"basic", opt_basic, false},
+};
+
+static const struct kind *find_kind(const struct kind *k, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(k[i].name, name) == 0)
+            return &k[i];
+    return NULL;
+}
+
+bool canon_user_classes(const char *qdisc_kind)
+{
+    const struct kind *k = find_kind(qdisc_kinds, ARRAY_SIZE(qdisc_kinds), qdisc_kind);
+    return k && k->user_classes;
+}
+
+static const char *why_not(int type, const char *kind)
+{
+    if (type == RTM_NEWTFILTER && strcmp(kind, "bpf") == 0)
+        return "bpf filters are not replayed (an eBPF program is held by id and goes away "
+               "with the filter)";
+    if (type == RTM_NEWQDISC && strcmp(kind, "red") == 0)
+        return "the kernel does not dump red's lookup table (TCA_RED_STAB)";
+    if (type == RTM_NEWQDISC && strcmp(kind, "netem") == 0)
+        return "the kernel does not dump netem's delay distribution table";
+    return "its kind is not one we have verified to replay exactly";
+}
+
+/* -- top level -- */
+
+static int stab(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    struct tcm_iter it = tcm_nest_attrs(a);
+    const struct nlattr *s;
+    while ((s = tcm_attr_next(&it))) {
+        if (tcm_atype(s) == TCA_STAB_BASE) {
+            struct tc_sizespec sz;
+            if (tcm_alen(s) < sizeof sz)
+                return malformed(c, "size table");
+            memcpy(&sz, tcm_adata(s), sizeof sz);
+            /* The kernel dumps the base but never the table itself. */
+            if (sz.tsize)
+                return canon_refuse(c,
+                                    "its size table (stab) has %u entries and the kernel does not "
+                                    "dump them",
+                                    sz.tsize);
+        } else {
+            return canon_refuse(c, "its size table carries attribute %d, which we do not know",
+                                tcm_atype(s));
+        }
+    }
+    if (it.bad)
+        return malformed(c, "size table");
+    mbuf_copy(out, a);
+    return 0;
+}
+
+static int hw_offload(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    if (tcm_alen(a) >= 1 && *(const uint8_t *)tcm_adata(a))
+        return canon_refuse(c, "it is offloaded to hardware");
+    return 0;
+}
+
+static int refuse_block(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+{
+    return canon_refuse(c, "it uses a shared filter block");
+}
+
+/* Canonical (or, with c->replay, sendable) form of one dumped object. */
+int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
+{
+    if (in->nlmsg_len < TCM_ATTR_OFF)
+        return malformed(c, "message (too short)");
+    const struct tcmsg *t = tcm_of(in);
+    const struct nlattr *k = tcm_find_attr(in, TCA_KIND);
+    int type = in->nlmsg_type;
+    if (!k || tcm_alen(k) < 2 || ((const char *)tcm_adata(k))[tcm_alen(k) - 1] != '\0' ||
+        strlen(tcm_adata(k)) + 1 != tcm_alen(k))
+        return malformed(c, "kind");
+    const char *kind = tcm_adata(k);
+    const struct kind *kk = NULL;
+    if (type == RTM_NEWQDISC)
+        kk = find_kind(qdisc_kinds, ARRAY_SIZE(qdisc_kinds), kind);
+    else if (type == RTM_NEWTCLASS)
+        kk = find_kind(class_kinds, ARRAY_SIZE(class_kinds), kind);
+    else if (type == RTM_NEWTFILTER)
+        kk = find_kind(filter_kinds, ARRAY_SIZE(filter_kinds), kind);
+    else
+        return malformed(c, "message type");
+
+    struct nlmsghdr h = {.nlmsg_type = (uint16_t)type};
+    struct tcmsg tm = {.tcm_family = AF_UNSPEC,
+                       .tcm_handle = t->tcm_handle,
+                       .tcm_parent = t->tcm_parent,
+                       /* qdiscs: the refcount; classes: the leaf qdisc
+                        * (compared, not sent); filters: prio and protocol. */
+                       .tcm_info = type == RTM_NEWQDISC ? 0 : t->tcm_info};
+    mbuf_put(out, &h, sizeof h);
+    mbuf_put(out, &tm, sizeof tm);
+
+    /* tcm_describe() reads the header, kind and chain: the raw message has them. */
+    tcm_describe(in, c->what, sizeof c->what);
+    if (!kk)
+        return canon_refuse(c, "%s", why_not(type, kind));
+
+    struct tcm_iter it = tcm_msg_attrs(in);
+    const struct nlattr *a;
+    while ((a = tcm_attr_next(&it))) {
+        int r = 0;
+        switch (tcm_atype(a)) {
+        case TCA_KIND:
+            mbuf_copy(out, a);
+            break;
+        case TCA_CHAIN:
+            if (type != RTM_NEWTFILTER)
+                r = canon_refuse(c, "it carries a chain attribute, which only filters have");
+            else
+                mbuf_copy(out, a);
+            break;
+        case TCA_OPTIONS:
+            r = kk->opts(a, out, c);
+            break;
+        case TCA_STAB:
+            if (type != RTM_NEWQDISC)
+                r = canon_refuse(c, "it carries a size table, which only qdiscs have");
+            else
+                r = stab(a, out, c);
+            break;
+        case TCA_STATS2:
+            r = stats2(a, out, c);
+            break;
+        case TCA_STATS:
+        case TCA_XSTATS:
+        case TCA_RATE:
+        case TCA_FCNT:
+        case TCA_PAD:
+        case TCA_EXT_WARN_MSG:
+            break;
+        case TCA_HW_OFFLOAD:
+            r = hw_offload(a, out, c);
+            break;
+        case TCA_INGRESS_BLOCK:
+        case TCA_EGRESS_BLOCK:
+            r = refuse_block(a, out, c);
+            break;
+        default:
+            r = canon_refuse(c, "the kernel reports attribute %d, which we do not know",
+                             tcm_atype(a));
+        }
+        if (r < 0)
+            return r;
+    }
+    if (it.bad)
+        return malformed(c, "attributes");
+    if (out->oom)
+        return chaos_err_set(c->err, ENOMEM, "out of memory (or a tc object over %d bytes)",
+                             TCM_MAX_MSG);
+    ((struct nlmsghdr *)out->p)->nlmsg_len = (uint32_t)out->len;
+    return 0;
+}
+
+int canon_dup(const struct nlmsghdr *in, struct nlmsghdr **res, struct canon_cx *c)
+{
+    __attribute__((cleanup(mbuf_freep))) struct mbuf b = {0};
+    int r = canon(in, &b, c);
+    if (r < 0)
+        return r;
+    *res = (struct nlmsghdr *)steal_pointer(&b.p);
+    return 0;
+}
