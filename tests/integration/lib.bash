@@ -27,8 +27,10 @@ ok() { echo "ok: $*"; }
 
 # start_victim NAME: a sleeping process whose comm is NAME (<= 15 chars); sets
 # VPID. Returns once the fork has exec'd, so the name is there to be matched.
+# A second victim of the same name reuses the copy: copying over it while an
+# earlier victim is still being killed fails with "Text file busy".
 start_victim() {
-    cp /bin/sleep "$T/$1"
+    [[ -e $T/$1 ]] || cp /bin/sleep "$T/$1"
     "$T/$1" 600 >/dev/null 2>&1 &
     VPID=$!
     OWNED_PIDS+=("$VPID")
