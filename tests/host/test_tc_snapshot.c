@@ -140,7 +140,7 @@ static void tc_ok(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    int rc = run("ip netns exec %s tc %s", fx.ns, args);
+    int rc = run("tc -n %s %s", fx.ns, args);
     cr_assert_eq(rc, 0, "tc %s: exit %d", args, rc);
 }
 
@@ -182,14 +182,14 @@ static bool kernel_has(const char *what)
     /* veth1 is scratch: try the kind there. */
     bool ok;
     if (strncmp(what, "cls:", 4) == 0) {
-        run("ip netns exec %s tc qdisc add dev veth1 root handle 1: htb", fx.ns);
-        ok = run("ip netns exec %s tc filter add dev veth1 parent 1: prio 1 %s >/dev/null 2>&1",
+        run("tc -n %s qdisc add dev veth1 root handle 1: htb", fx.ns);
+        ok = run("tc -n %s filter add dev veth1 parent 1: prio 1 %s >/dev/null 2>&1",
                  fx.ns, what + 4) == 0;
     } else {
-        ok = run("ip netns exec %s tc qdisc add dev veth1 root handle 1: %s >/dev/null 2>&1", fx.ns,
+        ok = run("tc -n %s qdisc add dev veth1 root handle 1: %s >/dev/null 2>&1", fx.ns,
                  what) == 0;
     }
-    run("ip netns exec %s tc qdisc del dev veth1 root >/dev/null 2>&1", fx.ns);
+    run("tc -n %s qdisc del dev veth1 root >/dev/null 2>&1", fx.ns);
     return ok;
 }
 
@@ -205,9 +205,17 @@ static void setup(void)
         static const char *const mods[] = {"sch_fq",    "sch_sfq",  "sch_codel",    "cls_fw",
                                            "cls_basic", "cls_bpf",  "cls_flower",   "act_gact",
                                            "em_cmp",    "sch_prio", "sch_fq_codel", "cls_matchall"};
-        for (size_t i = 0; i < ARRAY_SIZE(mods); i++)
-            run("insmod /usr/lib/uml/modules/%s/kernel/net/sched/%s.ko 2>/dev/null", u.release,
-                mods[i]);
+        /* Only the ones not loaded yet: in UML each insmod is two slow execs,
+         * and every test's setup comes here. */
+        char *loaded = capture("cat /proc/modules");
+        for (size_t i = 0; i < ARRAY_SIZE(mods); i++) {
+            char needle[64];
+            snprintf(needle, sizeof needle, "\n%s ", mods[i]);
+            if (!strstr(loaded, needle) && strncmp(loaded, needle + 1, strlen(needle + 1)) != 0)
+                run("insmod /usr/lib/uml/modules/%s/kernel/net/sched/%s.ko 2>/dev/null",
+                    u.release, mods[i]);
+        }
+        free(loaded);
     }
     snprintf(fx.ns, sizeof fx.ns, "chaos-t-snap-%d", (int)getpid());
     snprintf(fx.nspath, sizeof fx.nspath, "/run/netns/%s", fx.ns);
@@ -472,7 +480,7 @@ Test(tc_snapshot, flower_filter_is_refused)
 {
     TC("qdisc add dev " DEV " root handle 1: htb");
     TC("class add dev " DEV " parent 1: classid 1:10 htb rate 1mbit");
-    if (run("ip netns exec %s tc filter add dev " DEV " parent 1: prio 3 protocol ip flower "
+    if (run("tc -n %s filter add dev " DEV " parent 1: prio 3 protocol ip flower "
             "dst_ip 10.0.0.1 classid 1:10 2>/dev/null",
             fx.ns) != 0)
         SKIP("kernel lacks flower (runs under UML)");
