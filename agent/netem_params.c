@@ -140,8 +140,8 @@ int netem_params_parse(const json_t *params, const char *pctx, struct netem_para
         return r;
 
     if ((r = jv_bool(params, pctx, "partition", false, &out->partition, err)) < 0 ||
-        (r = jv_duration(params, pctx, "delay", false, &out->delay_ms, err)) < 0 ||
-        (r = jv_duration(params, pctx, "jitter", false, &out->jitter_ms, err)) < 0 ||
+        (r = jv_duration_us(params, pctx, "delay", false, &out->delay_us, err)) < 0 ||
+        (r = jv_duration_us(params, pctx, "jitter", false, &out->jitter_us, err)) < 0 ||
         (r = pct(params, pctx, "correlation", &out->delay_corr, err)) < 0 ||
         (r = pct(params, pctx, "loss", &out->loss, err)) < 0 ||
         (r = pct(params, pctx, "loss_correlation", &out->loss_corr, err)) < 0 ||
@@ -195,18 +195,20 @@ int netem_params_parse(const json_t *params, const char *pctx, struct netem_para
                             "packet in scope)");
         return 0;
     }
-    if (out->delay_ms > NETEM_MAX_DELAY_MS || out->jitter_ms > NETEM_MAX_DELAY_MS)
-        return perr(err, pctx, out->delay_ms > NETEM_MAX_DELAY_MS ? "delay" : "jitter",
-                    "at most 60s");
-    if (out->jitter_ms && !out->delay_ms)
+    if (out->delay_us > NETEM_MAX_DELAY_US)
+        return perr(err, pctx, "delay", "at most 60s");
+    if (out->jitter_us > NETEM_MAX_JITTER_US)
+        return perr(err, pctx, "jitter",
+                    "at most 2.147s (the kernel silently caps jitter at 2^31 ns)");
+    if (out->jitter_us && !out->delay_us)
         return perr(err, pctx, "jitter", "needs delay (jitter varies the delay)");
-    if (out->jitter_ms > out->delay_ms)
+    if (out->jitter_us > out->delay_us)
         return perr(err, pctx, "jitter",
                     "is larger than delay; netem would clamp negative delays to 0 and the "
                     "mean delay would not be what you set");
-    if (out->delay_corr && !out->jitter_ms)
+    if (out->delay_corr && !out->jitter_us)
         return perr(err, pctx, "correlation", "needs jitter (it correlates successive delays)");
-    if (has_dist && !out->jitter_ms)
+    if (has_dist && !out->jitter_us)
         return perr(err, pctx, "distribution", "needs jitter (it shapes the delay's spread)");
     if (out->loss_corr && !out->loss)
         return perr(err, pctx, "loss_correlation", "needs loss");
@@ -219,10 +221,10 @@ int netem_params_parse(const json_t *params, const char *pctx, struct netem_para
         return perr(err, pctx, "corrupt_correlation", "needs corrupt");
     if (out->reorder_corr && !out->reorder)
         return perr(err, pctx, "reorder_correlation", "needs reorder");
-    if (out->reorder && !out->delay_ms)
+    if (out->reorder && !out->delay_us)
         return perr(err, pctx, "reorder",
                     "needs delay (reordering sends some packets at once and delays the rest)");
-    if (!out->delay_ms && !out->loss && !out->ge && !out->duplicate && !out->corrupt &&
+    if (!out->delay_us && !out->loss && !out->ge && !out->duplicate && !out->corrupt &&
         !out->rate_bytes)
         return chaos_err_set(err, EINVAL,
                              "%s: does nothing; give at least one of delay, loss, "
@@ -315,10 +317,10 @@ int netem_build_request(const struct netem_params *p, int ifindex, uint32_t pare
     if (p->partition) {
         rtnl_netem_set_loss(q, (int)UINT32_MAX);
     } else {
-        if (p->delay_ms)
-            rtnl_netem_set_delay(q, (int)(p->delay_ms * 1000));
-        if (p->jitter_ms)
-            rtnl_netem_set_jitter(q, (int)(p->jitter_ms * 1000));
+        if (p->delay_us)
+            rtnl_netem_set_delay(q, (int)p->delay_us);
+        if (p->jitter_us)
+            rtnl_netem_set_jitter(q, (int)p->jitter_us);
         if (p->delay_corr)
             rtnl_netem_set_delay_correlation(q, (int)netem_prob(p->delay_corr));
         if (p->dist != NETEM_DIST_UNIFORM) {
@@ -360,15 +362,28 @@ int netem_build_request(const struct netem_params *p, int ifindex, uint32_t pare
         nlmsg_hdr(msg)->nlmsg_len =
             (uint32_t)((char *)o - (char *)nlmsg_hdr(msg)) + NLA_ALIGN(o->nla_len);
 
-    /* What libnl 3.7 cannot say: rate and the Gilbert-Elliott model. */
-    if (!p->partition && (p->rate_bytes || p->ge)) {
+    /* What libnl 3.7 cannot say: delay and jitter in nanoseconds (its
+     * fields are psched ticks of 64 ns, so 500us would arrive as 499.968us;
+     * the kernel prefers the 64-bit attributes), rate and the
+     * Gilbert-Elliott model. */
+    if (!p->partition && (p->delay_us || p->rate_bytes || p->ge)) {
         struct nlattr *opts = find_options(msg);
         if (!opts) {
             nlmsg_free(msg);
             return chaos_err_set(err, EPROTO, "netem request has no TCA_OPTIONS");
         }
         r = 0;
-        if (p->rate_bytes) {
+        if (p->delay_us) {
+            int64_t ns = p->delay_us * 1000;
+            r = put_option(msg, opts, TCA_NETEM_LATENCY64, sizeof ns, &ns);
+        }
+        if (r == 0 && p->jitter_us) {
+            int64_t ns = p->jitter_us * 1000;
+            opts = find_options(msg);
+            r = put_option(msg, opts, TCA_NETEM_JITTER64, sizeof ns, &ns);
+        }
+        if (r == 0 && p->rate_bytes) {
+            opts = find_options(msg);
             struct tc_netem_rate rate = {
                 .rate = p->rate_bytes >= UINT32_MAX ? UINT32_MAX : (uint32_t)p->rate_bytes};
             r = put_option(msg, opts, TCA_NETEM_RATE, sizeof rate, &rate);
@@ -433,11 +448,11 @@ void netem_params_describe(const struct netem_params *p, char *buf, size_t size)
     }
     char d[32];
     const char *sep = "";
-    if (p->delay_ms) {
-        duration_format(p->delay_ms, d, sizeof d);
+    if (p->delay_us) {
+        duration_format_us(p->delay_us, d, sizeof d);
         add(buf, size, "delay %s", d);
-        if (p->jitter_ms) {
-            duration_format(p->jitter_ms, d, sizeof d);
+        if (p->jitter_us) {
+            duration_format_us(p->jitter_us, d, sizeof d);
             add(buf, size, " jitter %s", d);
             if (p->dist != NETEM_DIST_UNIFORM)
                 add(buf, size, " (%s)", dist_names[p->dist]);

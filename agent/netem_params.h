@@ -19,7 +19,7 @@ enum netem_dist { NETEM_DIST_UNIFORM, NETEM_DIST_NORMAL, NETEM_DIST_PARETO,
 /* Percentages are 0-100 as people write them; 0 means "not set". */
 struct netem_params {
     bool partition;          /* drop every packet in scope */
-    int64_t delay_ms, jitter_ms;
+    int64_t delay_us, jitter_us; /* microseconds, as netem takes them */
     double delay_corr;
     enum netem_dist dist;
     double loss, loss_corr;
@@ -32,7 +32,10 @@ struct netem_params {
     uint32_t limit;          /* packets netem may hold */
 };
 
-#define NETEM_MAX_DELAY_MS 60000
+#define NETEM_MAX_DELAY_US 60000000LL /* 60 s */
+/* The kernel caps jitter at INT_MAX nanoseconds (what its table lookup can
+ * scale) without saying so; we refuse more instead. */
+#define NETEM_MAX_JITTER_US 2147483LL
 #define NETEM_DEFAULT_LIMIT 10000
 
 /* Parses a network fault's "params" (pctx names it in errors). Touches

@@ -2,27 +2,32 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct unit {
     const char *name;
-    double ms;
+    int64_t ns;
 };
 
 /* Longest names first so "ms" is not read as "m" followed by junk. */
 static const struct unit units[] = {
-    {"us", 0.001}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+    {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}, {"m", 60000000000}, {"h", 3600000000000},
 };
 
-int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
+#define DURATION_MAX_NS (DURATION_MAX_MS * 1000000)
+
+/* Parses s into nanoseconds with integer arithmetic, so "1.1s" is exactly
+ * 1100ms and never 1100.0000000000002 rounded up to 1101. Digits of a
+ * fraction below a nanosecond round the part up. */
+static int parse_ns(const char *s, int64_t *out, struct chaos_err *err)
 {
     if (!s || !*s)
         return chaos_err_set(err, EINVAL, "empty duration (write e.g. \"500ms\", \"2s\", \"1m\")");
     const char *p = s;
-    double total = 0;
+    __int128 total = 0;
     while (*p) {
         if (*p == '-')
             return chaos_err_set(err, EINVAL, "\"%s\" is negative; durations are >= 0", s);
@@ -31,23 +36,26 @@ int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
         if (!isdigit((unsigned char)*p))
             return chaos_err_set(err, EINVAL,
                                  "\"%s\" is not a duration (write e.g. \"500ms\", \"2s\", \"1m30s\")", s);
-        const char *q = p;
-        while (isdigit((unsigned char)*q))
-            q++;
-        if (*q == '.') {
-            q++;
-            if (!isdigit((unsigned char)*q))
-                return chaos_err_set(err, EINVAL, "\"%s\" is not a duration", s);
-            while (isdigit((unsigned char)*q))
-                q++;
+        __int128 whole = 0, frac = 0, scale = 1;
+        bool more = false; /* nonzero digits past what frac holds */
+        for (; isdigit((unsigned char)*p); p++) {
+            whole = whole * 10 + (*p - '0');
+            if (whole > DURATION_MAX_NS)
+                return chaos_err_set(err, ERANGE, "\"%s\" is longer than the 7-day maximum", s);
         }
-        char num[48];
-        if ((size_t)(q - p) >= sizeof num)
-            return chaos_err_set(err, ERANGE, "\"%s\" is longer than the 7-day maximum", s);
-        memcpy(num, p, (size_t)(q - p));
-        num[q - p] = '\0';
-        double v = strtod(num, NULL);
-        p = q;
+        if (*p == '.') {
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return chaos_err_set(err, EINVAL, "\"%s\" is not a duration", s);
+            for (; isdigit((unsigned char)*p); p++) {
+                if (scale < 1000000000000000000) {
+                    frac = frac * 10 + (*p - '0');
+                    scale *= 10;
+                } else if (*p != '0') {
+                    more = true;
+                }
+            }
+        }
         const struct unit *u = NULL;
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
             size_t n = strlen(units[i].name);
@@ -60,13 +68,51 @@ int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
         if (!u)
             return chaos_err_set(err, EINVAL,
                                  "\"%s\" needs a unit after each number (us, ms, s, m or h)", s);
-        total += v * u->ms;
-        if (total > (double)DURATION_MAX_MS)
+        __int128 part_frac = frac * u->ns;
+        total += whole * u->ns + part_frac / scale + (part_frac % scale || more ? 1 : 0);
+        if (total > DURATION_MAX_NS)
             return chaos_err_set(err, ERANGE, "\"%s\" is longer than the 7-day maximum", s);
     }
-    int64_t r = (int64_t)ceil(total);
-    *ms = r;
+    *out = (int64_t)total;
     return 0;
+}
+
+int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
+{
+    int64_t ns;
+    int r = parse_ns(s, &ns, err);
+    if (r < 0)
+        return r;
+    *ms = (ns + 999999) / 1000000; /* never shorter than asked */
+    return 0;
+}
+
+int duration_parse_us(const char *s, int64_t *us, struct chaos_err *err)
+{
+    int64_t ns;
+    int r = parse_ns(s, &ns, err);
+    if (r < 0)
+        return r;
+    *us = (ns + 999) / 1000;
+    return 0;
+}
+
+void duration_format_us(int64_t us, char *buf, size_t size)
+{
+    if (us % 1000 == 0) {
+        duration_format(us / 1000, buf, size);
+        return;
+    }
+    if (us < 1000) {
+        snprintf(buf, size, "%lldus", (long long)us);
+        return;
+    }
+    /* "1.5ms", "12.345ms": milliseconds with the fraction's trailing zeros cut. */
+    char frac[8];
+    snprintf(frac, sizeof frac, "%03lld", (long long)(us % 1000));
+    for (size_t n = strlen(frac); n > 0 && frac[n - 1] == '0'; n--)
+        frac[n - 1] = '\0';
+    snprintf(buf, size, "%lld.%sms", (long long)(us / 1000), frac);
 }
 
 void duration_format(int64_t ms, char *buf, size_t size)

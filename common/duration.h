@@ -18,6 +18,15 @@
 int duration_parse(const char *s, int64_t *ms, struct chaos_err *err)
     __attribute__((warn_unused_result));
 
+/* duration_parse with microsecond resolution, for what the kernel takes
+ * finer than milliseconds (netem's delay and jitter): "250us", "1.5ms". A
+ * value below one microsecond rounds up to 1 us unless it is zero. */
+int duration_parse_us(const char *s, int64_t *us, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+
+/* Formats us the way a person writes it: "250us", "1.5ms", "2s". */
+void duration_format_us(int64_t us, char *buf, size_t size);
+
 /* Formats ms the way a person writes it ("1m30s", "250ms", "0s") into buf. */
 void duration_format(int64_t ms, char *buf, size_t size);
 

@@ -128,8 +128,8 @@ int jv_string(const json_t *obj, const char *ctx, const char *key, bool required
     return 1;
 }
 
-int jv_duration(const json_t *obj, const char *ctx, const char *key, bool required,
-                int64_t *out_ms, struct chaos_err *err)
+static int duration_field(const json_t *obj, const char *ctx, const char *key, bool required,
+                          bool micro, int64_t *out, struct chaos_err *err)
 {
     json_t *v = NULL;
     int r = get_field(obj, ctx, key, required, &v, err);
@@ -137,7 +137,8 @@ int jv_duration(const json_t *obj, const char *ctx, const char *key, bool requir
         return r;
     if (!json_is_string(v))
         TYPE_ERROR("a duration string like \"500ms\" or \"2s\"");
-    r = duration_parse(json_string_value(v), out_ms, err);
+    r = micro ? duration_parse_us(json_string_value(v), out, err)
+              : duration_parse(json_string_value(v), out, err);
     if (r < 0) {
         char path[256];
         jv_path(path, sizeof path, ctx, key);
@@ -145,6 +146,18 @@ int jv_duration(const json_t *obj, const char *ctx, const char *key, bool requir
         return r;
     }
     return 1;
+}
+
+int jv_duration(const json_t *obj, const char *ctx, const char *key, bool required,
+                int64_t *out_ms, struct chaos_err *err)
+{
+    return duration_field(obj, ctx, key, required, false, out_ms, err);
+}
+
+int jv_duration_us(const json_t *obj, const char *ctx, const char *key, bool required,
+                   int64_t *out_us, struct chaos_err *err)
+{
+    return duration_field(obj, ctx, key, required, true, out_us, err);
 }
 
 int jv_int(const json_t *obj, const char *ctx, const char *key, bool required, long long min,

@@ -31,6 +31,9 @@ int jv_string(const json_t *obj, const char *ctx, const char *key, bool required
 /* A duration string ("2s"); see duration.h. */
 int jv_duration(const json_t *obj, const char *ctx, const char *key, bool required,
                 int64_t *out_ms, struct chaos_err *err);
+/* jv_duration in microseconds (duration_parse_us). */
+int jv_duration_us(const json_t *obj, const char *ctx, const char *key, bool required,
+                   int64_t *out_us, struct chaos_err *err);
 /* An integer in [min, max]. */
 int jv_int(const json_t *obj, const char *ctx, const char *key, bool required, long long min,
            long long max, long long *out, struct chaos_err *err);

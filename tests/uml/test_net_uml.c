@@ -41,7 +41,12 @@
 
 #include <math.h>
 
+#include <linux/pkt_sched.h>
+#include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include "engine.h"
+#include "nl_tc.h"
 #include "loop.h"
 
 /* ---- the tiny runner ---- */
@@ -544,6 +549,64 @@ Test(net, tree_is_what_we_meant)
     free(fs);
     json_decref(q);
 
+    revert(&r, f);
+    rig_close(&r);
+    assert_state_restored();
+}
+
+/* netem's own fields count 64 ns ticks; the delay we send in nanoseconds
+ * must be what the kernel holds, to the nanosecond. */
+struct netem_ns {
+    int64_t latency, jitter;
+    int seen;
+};
+
+static int read_netem_ns(const struct nlmsghdr *nlh, void *arg)
+{
+    struct netem_ns *out = arg;
+    if (strcmp(nltc_msg_kind(nlh), "netem") != 0)
+        return 0;
+    out->seen++;
+    struct nlattr *a;
+    int rem;
+    nlmsg_for_each_attr(a, nlh, sizeof(struct tcmsg), rem)
+    {
+        if (nla_type(a) != TCA_OPTIONS || nla_len(a) < (int)sizeof(struct tc_netem_qopt))
+            continue;
+        int left = nla_len(a) - NLA_ALIGN(sizeof(struct tc_netem_qopt));
+        struct nlattr *n =
+            (struct nlattr *)((char *)nla_data(a) + NLA_ALIGN(sizeof(struct tc_netem_qopt)));
+        for (; nla_ok(n, left); n = nla_next(n, &left)) {
+            if (nla_type(n) == TCA_NETEM_LATENCY64)
+                out->latency = nla_get_s64(n);
+            if (nla_type(n) == TCA_NETEM_JITTER64)
+                out->jitter = nla_get_s64(n);
+        }
+    }
+    return 0;
+}
+
+Test(net, microsecond_delay_is_exact)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f =
+        apply(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+              "{\"delay\":\"500us\",\"jitter\":\"120us\"}");
+    struct chaos_err err = {0};
+    struct nl_tc *t = NULL;
+    int ifindex = 0;
+    cr_assert_eq(nltc_open("/run/netns/" CLI, NULL, &t, &err), 0, "%s", err.msg);
+    cr_assert_eq(nltc_link_index(t, DEV, &ifindex, &err), 0, "%s", err.msg);
+    struct netem_ns got = {0};
+    cr_assert_eq(nltc_dump(t, RTM_GETQDISC, ifindex, 0, read_netem_ns, &got, &err), 0, "%s",
+                 err.msg);
+    nltc_close(t);
+    cr_assert_eq(got.seen, 1, "netem qdiscs on " DEV ": %d", got.seen);
+    cr_assert_eq(got.latency, 500000, "the kernel holds a delay of %lld ns",
+                 (long long)got.latency);
+    cr_assert_eq(got.jitter, 120000, "the kernel holds a jitter of %lld ns", (long long)got.jitter);
     revert(&r, f);
     rig_close(&r);
     assert_state_restored();

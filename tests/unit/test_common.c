@@ -51,6 +51,48 @@ Test(duration, errors_say_what_is_wrong)
     cr_expect(strstr(parse_err("1.s"), "not a duration"));
 }
 
+Test(duration, decimal_fractions_are_exact)
+{
+    /* 1.1 * 1000 is 1100.0000000000002 in doubles; rounding that up would
+     * make "1.1s" last 1101ms. */
+    cr_expect_eq(parse_ok("1.1s"), 1100);
+    cr_expect_eq(parse_ok("4.35s"), 4350);
+    cr_expect_eq(parse_ok("0.001s"), 1);
+    cr_expect_eq(parse_ok("0.0011s"), 2, "a fraction of a millisecond still rounds up");
+    cr_expect_eq(parse_ok("1.0000000000000000000001s"), 1001, "digits past a nanosecond count");
+}
+
+Test(duration, microseconds)
+{
+    struct chaos_err err = {0};
+    int64_t us = -1;
+    cr_assert_eq(duration_parse_us("250us", &us, &err), 0, "%s", err.msg);
+    cr_expect_eq(us, 250);
+    cr_assert_eq(duration_parse_us("1.25ms", &us, &err), 0, "%s", err.msg);
+    cr_expect_eq(us, 1250);
+    cr_assert_eq(duration_parse_us("0.1ms", &us, &err), 0, "%s", err.msg);
+    cr_expect_eq(us, 100);
+    cr_assert_eq(duration_parse_us("1s200us", &us, &err), 0, "%s", err.msg);
+    cr_expect_eq(us, 1000200);
+    cr_assert_eq(duration_parse_us("0.0001ms", &us, &err), 0, "%s", err.msg);
+    cr_expect_eq(us, 1, "below a microsecond rounds up");
+    cr_expect_lt(duration_parse_us("169h", &us, &err), 0);
+    cr_expect(strstr(err.msg, "7-day"), "%s", err.msg);
+
+    char buf[32];
+    static const struct {
+        int64_t us;
+        const char *text;
+    } cases[] = {{250, "250us"}, {1250, "1.25ms"}, {1500, "1.5ms"}, {12345, "12.345ms"},
+                 {100000, "100ms"}, {2000000, "2s"}, {0, "0s"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        duration_format_us(cases[i].us, buf, sizeof buf);
+        cr_expect_str_eq(buf, cases[i].text);
+        cr_assert_eq(duration_parse_us(buf, &us, &err), 0, "%s", err.msg);
+        cr_expect_eq(us, cases[i].us, "%s does not read back", buf);
+    }
+}
+
 Test(duration, format_round_trips)
 {
     char buf[32];

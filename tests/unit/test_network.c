@@ -326,7 +326,7 @@ Test(netem_params, defaults_and_every_field)
 {
     struct netem_params p;
     params_ok("{'delay': '100ms'}", &p);
-    cr_expect_eq(p.delay_ms, 100);
+    cr_expect_eq(p.delay_us, 100000);
     cr_expect_eq(p.limit, NETEM_DEFAULT_LIMIT);
     cr_expect_eq(p.limit, 10000);
     cr_expect_not(p.partition);
@@ -338,8 +338,8 @@ Test(netem_params, defaults_and_every_field)
               "'duplicate_correlation': 2, 'corrupt': 0.1, 'corrupt_correlation': 3, "
               "'reorder': 30, 'reorder_correlation': 40, 'rate': '10mbit', 'limit': 500}",
               &p);
-    cr_expect_eq(p.delay_ms, 1500);
-    cr_expect_eq(p.jitter_ms, 250);
+    cr_expect_eq(p.delay_us, 1500000);
+    cr_expect_eq(p.jitter_us, 250000);
     cr_expect_float_eq(p.delay_corr, 25, 1e-9);
     cr_expect_eq(p.dist, NETEM_DIST_PARETO);
     cr_expect_float_eq(p.loss, 0.5, 1e-9);
@@ -362,9 +362,26 @@ Test(netem_params, defaults_and_every_field)
     params_ok("{'loss': 100}", &p);
     params_ok("{'delay': '10ms', 'jitter': '10ms', 'distribution': 'normal'}", &p);
     cr_expect_eq(p.dist, NETEM_DIST_NORMAL, "jitter equal to delay is fine");
-    params_ok("{'delay': '500us'}", &p);
-    cr_expect_eq(p.delay_ms, 1, "below 1ms rounds up to 1ms");
+    params_ok("{'delay': '500us', 'jitter': '120us'}", &p);
+    cr_expect_eq(p.delay_us, 500, "netem takes microseconds: 500us stays 500us");
+    cr_expect_eq(p.jitter_us, 120);
+    params_ok("{'delay': '1.25ms'}", &p);
+    cr_expect_eq(p.delay_us, 1250);
+    params_ok("{'delay': '5s', 'jitter': '2.1s'}", &p);
+    cr_expect_eq(p.jitter_us, 2100000);
     params_ok("{'delay': '60s'}", &p);
+}
+
+Test(netem_params, describe_says_what_was_asked)
+{
+    struct netem_params p;
+    char buf[256];
+    params_ok("{'delay': '500us', 'jitter': '120us'}", &p);
+    netem_params_describe(&p, buf, sizeof buf);
+    cr_expect_str_eq(buf, "delay 500us jitter 120us");
+    params_ok("{'delay': '1.5s', 'jitter': '250ms', 'distribution': 'pareto', 'loss': 5}", &p);
+    netem_params_describe(&p, buf, sizeof buf);
+    cr_expect_str_eq(buf, "delay 1.5s jitter 250ms (pareto), loss 5%");
 }
 
 Test(netem_params, gilbert_elliott)
@@ -406,7 +423,9 @@ Test(netem_params, combinations_as_tc_checks_them)
     params_fail("{'reorder_correlation': 10, 'delay': '1ms'}",
                 PCTX ".reorder_correlation: needs reorder");
     params_fail("{'delay': '61s'}", PCTX ".delay: at most 60s");
-    params_fail("{'delay': '10ms', 'jitter': '2m'}", PCTX ".jitter: at most 60s");
+    params_fail("{'delay': '10ms', 'jitter': '2m'}", PCTX ".jitter: at most 2.147s");
+    params_fail("{'delay': '5s', 'jitter': '3s'}",
+                PCTX ".jitter: at most 2.147s (the kernel silently caps jitter at 2^31 ns)");
 }
 
 Test(netem_params, partition_stands_alone)
@@ -998,6 +1017,28 @@ Test(netem_request, delay_and_loss)
     cr_expect_eq(q2.qopt.loss, 0);
     expect_spans(&q2, "delay and duplicate");
     nlmsg_free(q2.msg);
+}
+
+/* The ticks of the legacy fields are 64 ns: 500us would be 499.968us there,
+ * so delay and jitter also go in nanoseconds, which the kernel prefers. */
+Test(netem_request, delay_and_jitter_in_nanoseconds)
+{
+    struct request q;
+    build("{'delay': '500us', 'jitter': '120us'}", NULL, &q);
+    cr_assert_not_null(q.nested[TCA_NETEM_LATENCY64], "no TCA_NETEM_LATENCY64");
+    cr_expect_eq((int64_t)nla_get_s64(q.nested[TCA_NETEM_LATENCY64]), 500000);
+    cr_assert_not_null(q.nested[TCA_NETEM_JITTER64], "no TCA_NETEM_JITTER64");
+    cr_expect_eq((int64_t)nla_get_s64(q.nested[TCA_NETEM_JITTER64]), 120000);
+    expect_spans(&q, "delay and jitter");
+    nlmsg_free(q.msg);
+
+    build("{'delay': '1.5s', 'rate': '1mbit'}", NULL, &q);
+    cr_assert_not_null(q.nested[TCA_NETEM_LATENCY64]);
+    cr_expect_eq((int64_t)nla_get_s64(q.nested[TCA_NETEM_LATENCY64]), 1500000000);
+    cr_expect_null(q.nested[TCA_NETEM_JITTER64], "no jitter, no JITTER64");
+    cr_expect_not_null(q.nested[TCA_NETEM_RATE], "rate next to the 64-bit delay");
+    expect_spans(&q, "delay and rate");
+    nlmsg_free(q.msg);
 }
 
 Test(netem_request, partition_drops_everything)
