@@ -42,6 +42,10 @@ static const char usage_text[] =
     "  help                  this text\n"
     "  version               the version\n"
     "\n"
+    "Fault kinds: process (kill, repeated kill, pause) and network (netem through\n"
+    "netlink: delay, jitter, loss, duplicate, corrupt, reorder, rate, partition;\n"
+    "scoped by interface, direction, CIDR, port and protocol; needs root).\n"
+    "\n"
     "Exit codes: 0 every check held; 1 a check or the steady state failed;\n"
     "2 invalid input or usage; 3 the run was aborted or a fault could not be\n"
     "applied or reverted.\n"
@@ -50,7 +54,8 @@ static const char usage_text[] =
     "  chaos validate scenarios/*.json\n"
     "  chaos run scenarios/demo-retries-hold.json --junit out.xml\n"
     "\n"
-    "Docs: docs/cli.md, docs/scenario-format.md, docs/faults/process.md\n";
+    "Docs: docs/cli.md, docs/scenario-format.md, docs/faults/process.md,\n"
+    "docs/faults/network.md\n";
 
 static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
