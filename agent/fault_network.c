@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
 
 #include "jsonv.h"
 #include "net_scope.h"
@@ -244,12 +247,28 @@ out:
     return r;
 }
 
+/* Without CAP_NET_ADMIN the first thing to fail would be the lock file or
+ * a netlink request, with an error that does not say what is missing. */
+static bool have_net_admin(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return true; /* cannot tell: let the kernel answer */
+    return data[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+}
+
 static int network_apply(const struct fault_env *env, const void *spec, void **state,
                          int64_t *next_step_ms, struct chaos_err *err)
 {
     const struct net_spec *s = spec;
     const struct net_target *tg = &s->target;
     *next_step_ms = 0;
+    if (!have_net_admin())
+        return chaos_err_set(err, EPERM,
+                             "network faults need CAP_NET_ADMIN: run chaos as root (uid %d "
+                             "lacks it)",
+                             (int)geteuid());
     _cleanup_free_ struct net_state *st = calloc(1, sizeof *st);
     if (!st)
         return chaos_err_set(err, ENOMEM, "out of memory");

@@ -58,3 +58,19 @@ run_fault '{"netns": "chaos-t-nope-ns", "interface": "chaos-t-he0"}' '{"delay": 
 [[ $rc == 3 ]] && grep -q '/run/netns/chaos-t-nope-ns: no such namespace' "$tmp/out" ||
     { cat "$tmp/out"; echo "FAIL: missing namespace (exit $rc)"; exit 1; }
 echo "ok: missing interface and namespace named"
+
+# Without CAP_NET_ADMIN (as nobody): the error says what is missing, exit 3.
+mkdir -p "$tmp/nobody" && chown 65534:65534 "$tmp/nobody" && chmod 755 "$tmp"
+cat > "$tmp/nobody/s.json" <<JSON
+{"version": 1, "name": "no-cap", "faults": [{"name": "slow", "kind": "network", "duration": "2s",
+ "target": {"netns": "$ns", "interface": "chaos-t-he0"}, "params": {"delay": "10ms"}}]}
+JSON
+before=$(state)
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$tmp/nobody" \
+    "$CHAOS_BUILD/controller/chaos" run --state-dir "$tmp/nobody/state" "$tmp/nobody/s.json" \
+    > "$tmp/out" 2>&1 || rc=$?
+[[ $rc == 3 ]] && grep -q 'network faults need CAP_NET_ADMIN: run chaos as root (uid 65534 lacks it)' "$tmp/out" ||
+    { cat "$tmp/out"; echo "FAIL: no precise error without CAP_NET_ADMIN (exit $rc)"; exit 1; }
+[[ $(state) == "$before" ]] || { echo "FAIL: tc state changed without CAP_NET_ADMIN"; exit 1; }
+echo "ok: without CAP_NET_ADMIN the error says so and nothing changes"
