@@ -69,6 +69,15 @@ void fault_spec_free(struct fault_spec *fs)
     free(fs);
 }
 
+void fault_spec_plan(const struct fault_spec *fs, char *buf, size_t size)
+{
+    if (!size)
+        return;
+    buf[0] = '\0';
+    if (fs && fs->spec && fs->ops->plan)
+        fs->ops->plan(fs->spec, buf, size);
+}
+
 int fault_journal_undo(const struct fault_env *env, const json_t *undo, struct chaos_err *err)
 {
     if (!env->journal)

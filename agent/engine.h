@@ -26,6 +26,9 @@ int fault_spec_parse(const char *kind, const json_t *target, const json_t *param
                      int64_t duration_ms, struct fault_spec **out, struct chaos_err *err)
     __attribute__((warn_unused_result));
 void fault_spec_free(struct fault_spec *fs);
+/* What the fault would do (fault_ops.plan) into buf; "" when its kind
+ * cannot say. */
+void fault_spec_plan(const struct fault_spec *fs, char *buf, size_t size);
 
 struct engine;
 struct engine_fault;

@@ -76,6 +76,9 @@ struct fault_ops {
     int (*recover)(const json_t *undo, struct chaos_err *err);
     /* One line for people, e.g. "paused 2 processes: 812 (worker), 813 (worker)". */
     void (*describe)(const void *state, char *buf, size_t size);
+    /* What apply would do, from the spec alone, for --dry-run: e.g. "pause
+     * processes: name 'demo-worker', pick 1". Touches nothing. */
+    void (*plan)(const void *spec, char *buf, size_t size);
     void (*free_state)(void *state);
 };
 

@@ -390,6 +390,24 @@ static void network_describe(const void *state, char *buf, size_t size)
              st->ifname, dir, st->scope, st->ns_path[0] ? " in netns " : "", st->ns_path);
 }
 
+static void network_plan(const void *spec, char *buf, size_t size)
+{
+    const struct net_spec *s = spec;
+    const struct net_target *tg = &s->target;
+    char what[256], scope[256], ns[160] = "";
+    netem_params_describe(&s->params, what, sizeof what);
+    net_scope_describe(&tg->scope, scope, sizeof scope);
+    const char *dir = tg->direction == (NET_EGRESS | NET_INGRESS) ? "both ways"
+                      : tg->direction & NET_INGRESS               ? "ingress"
+                                                                  : "egress";
+    if (tg->netns_path)
+        snprintf(ns, sizeof ns, " in netns %s", tg->netns_path);
+    else if (tg->netns_pid > 0)
+        snprintf(ns, sizeof ns, " in the netns of pid %d", (int)tg->netns_pid);
+    snprintf(buf, size, "%s on %s %s, %s%s", what,
+             tg->ifname ? tg->ifname : "the default-route interface", dir, scope, ns);
+}
+
 const struct fault_ops fault_network_ops = {
     .kind = "network",
     .parse = network_parse,
@@ -399,5 +417,6 @@ const struct fault_ops fault_network_ops = {
     .revert = network_revert,
     .recover = network_recover,
     .describe = network_describe,
+    .plan = network_plan,
     .free_state = free_state,
 };

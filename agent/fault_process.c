@@ -707,6 +707,25 @@ static void process_describe(const void *state, char *buf, size_t size)
     snprintf(buf, size, "killed %zu process%s with %s%s: %s%s", st->n, s, sig, round, list, seed);
 }
 
+static void process_plan(const void *spec, char *buf, size_t size)
+{
+    const struct proc_spec *s = spec;
+    char what[256];
+    proc_target_describe(s->target, what, sizeof what);
+    if (s->action == ACTION_PAUSE) {
+        snprintf(buf, size, "pause processes: %s", what);
+        return;
+    }
+    char sig[32], rounds[64] = "";
+    sig_format(s->sig, sig, sizeof sig);
+    if (s->count > 1) {
+        char every[32];
+        duration_format(s->every_ms, every, sizeof every);
+        snprintf(rounds, sizeof rounds, ", %lld rounds every %s", s->count, every);
+    }
+    snprintf(buf, size, "kill with %s: %s%s", sig, what, rounds);
+}
+
 const struct fault_ops fault_process_ops = {
     .kind = "process",
     .parse = process_parse,
@@ -716,5 +735,6 @@ const struct fault_ops fault_process_ops = {
     .revert = process_revert,
     .recover = process_recover,
     .describe = process_describe,
+    .plan = process_plan,
     .free_state = free_state,
 };

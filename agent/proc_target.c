@@ -360,6 +360,11 @@ void proc_target_describe(const struct proc_target *t, char *buf, size_t size)
         snprintf(buf, size, "systemd_unit '%s'", t->arg);
         break;
     }
+    size_t len = strlen(buf);
+    if (t->pick == PICK_COUNT && len < size)
+        snprintf(buf + len, size - len, ", pick %lu", t->pick_n);
+    else if (t->pick == PICK_PERCENT && len < size)
+        snprintf(buf + len, size - len, ", pick %lu%%", t->pick_n);
 }
 
 bool proc_target_picks_all(const struct proc_target *t)

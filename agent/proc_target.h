@@ -50,7 +50,8 @@ int proc_target_dup(const struct proc_target *t, struct proc_target **out, struc
 /* Frees t; NULL is fine. */
 void proc_target_free(struct proc_target *t);
 
-/* The selector for people, e.g. "name 'demo-worker'" or "pid 812". */
+/* The selector and pick for people, e.g. "name 'demo-worker', pick 1" or
+ * "pid 812". */
 void proc_target_describe(const struct proc_target *t, char *buf, size_t size);
 
 /* true when the target picks all matching processes (no randomness). */

@@ -765,6 +765,10 @@ void runner_print_plan(const struct scenario *s, FILE *out)
         } else {
             fprintf(out, "   - at +%s: '%s' (%s), once\n", a, f->name, f->kind);
         }
+        char what[512];
+        fault_spec_plan(f->spec, what, sizeof what);
+        if (what[0])
+            fprintf(out, "     %s\n", what);
     }
     for (size_t i = 0; i < s->n_expect; i++) {
         const struct check *c = &s->expect[i];

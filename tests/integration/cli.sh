@@ -32,6 +32,16 @@ grep -q "nothing will be touched" "$T/o" || fail "dry run did not print the plan
 grep -q "'pause victim' (process) for 5s" "$T/o" || fail "plan does not show the fault: $(cat "$T/o")"
 is_running "$VPID" || fail "--dry-run touched the victim"
 [[ ! -e $CHAOS_STATE_DIR ]] || fail "--dry-run created state"
+grep -q "^     pause processes: pid $VPID$" "$T/o" || fail "plan does not say what the fault does: $(cat "$T/o")"
+# Each kind says what it would do, network faults without touching a qdisc.
+expect_exit 0 "$CHAOS" run "$CHAOS_SOURCE/scenarios/demo-retries-hold.json" --dry-run
+grep -q "^     kill with SIGKILL: name 'demo-worker', pick 1, 4 rounds every 1s$" "$T/o" ||
+    fail "plan of a repeated kill: $(cat "$T/o")"
+qdiscs=$(tc qdisc show dev lo)
+expect_exit 0 "$CHAOS" run "$CHAOS_SOURCE/tests/scenarios/valid/network-demo-slow-worker.json" --dry-run
+grep -q "^     delay 500ms on lo egress, dst 127.0.0.1/32 dport 8081 tcp$" "$T/o" ||
+    fail "plan of a network fault: $(cat "$T/o")"
+[[ $(tc qdisc show dev lo) == "$qdiscs" ]] || fail "--dry-run of a network fault changed lo's qdiscs"
 ok "--dry-run prints the plan and touches nothing"
 
 # Bad input: exit 2, nothing touched, no state written.

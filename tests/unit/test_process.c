@@ -1101,7 +1101,7 @@ Test(process, repeated_kill_follows_respawned_workers)
     cr_assert(strstr(err.msg, "target matched no process"), "%s", err.msg);
     cr_assert_eq(next, 50);
     ops()->describe(state, desc, sizeof desc);
-    snprintf(want, sizeof want, "kill (round 3/4) signalled no process (name '%s'); pick seed 5",
+    snprintf(want, sizeof want, "kill (round 3/4) signalled no process (name '%s', pick 1); pick seed 5",
              name);
     cr_assert_str_eq(desc, want);
 
