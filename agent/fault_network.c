@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -51,6 +52,7 @@ struct net_state {
     struct net_side egress, ingress;
     struct netem_params params;
     char scope[256];
+    char owner[NET_TREE_OWNER_LEN]; /* token of this fault's slots ("" in old journals) */
     bool reverted;
 };
 
@@ -124,6 +126,8 @@ static json_t *undo_record(const struct net_state *st, const struct tc_snapshot 
                           st->ifindex, "ifname", st->ifname);
     if (!u)
         return NULL;
+    if (st->owner[0])
+        json_object_set_new(u, "owner", json_string(st->owner));
     if (st->egress.on)
         json_object_set_new(u, "egress_slot", json_integer(st->egress.slot));
     if (st->ingress.on)
@@ -157,15 +161,15 @@ static int remove_sides(struct nl_tc *t, const struct net_state *st, const json_
     int first = 0;
     if (st->egress.on) {
         first = net_tree_uninstall(t, &st->ns, st->ifindex, st->ifname, st->egress.slot,
-                                   snap_fallback, err);
+                                   st->owner[0] ? st->owner : NULL, snap_fallback, err);
     }
     if (st->ingress.on) {
         char ifb[IFNAMSIZ];
         int ifb_index, r = 0;
         net_tree_ifb_name(st->ifindex, ifb);
         if (nltc_link_index(t, ifb, &ifb_index, NULL) == 0)
-            r = net_tree_uninstall(t, &st->ns, ifb_index, ifb, st->ingress.slot, NULL,
-                                   first ? NULL : err);
+            r = net_tree_uninstall(t, &st->ns, ifb_index, ifb, st->ingress.slot,
+                                   st->owner[0] ? st->owner : NULL, NULL, first ? NULL : err);
         if (r == 0)
             r = net_tree_ingress_detach(t, &st->ns, st->ifindex, st->ifname, first ? NULL : err);
         if (first == 0)
@@ -195,6 +199,7 @@ static int apply_locked(const struct fault_env *env, const struct net_spec *s, s
         goto out;
     st->egress = (struct net_side){egress, eplan.slot};
     st->ingress = (struct net_side){ingress, iplan.slot};
+    snprintf(eplan.owner, sizeof eplan.owner, "%s", st->owner);
 
     /* The journal knows every slot before the kernel does. */
     undo = undo_record(st, eplan.snapshot);
@@ -226,6 +231,7 @@ static int apply_locked(const struct fault_env *env, const struct net_spec *s, s
                                   "(another tool touched it?); nothing was left applied, "
                                   "try again",
                                   ifb);
+            snprintf(now.owner, sizeof now.owner, "%s", st->owner);
             if (r == 0)
                 r = net_tree_install(t, &st->ns, &now, &s->params, in_rules, n_in, err);
             net_tree_plan_clear(&now);
@@ -278,6 +284,12 @@ static int network_apply(const struct fault_env *env, const void *spec, void **s
         snprintf(st->ns_path, sizeof st->ns_path, "/proc/%d/ns/net", (int)tg->netns_pid);
     st->params = s->params;
     net_scope_describe(&tg->scope, st->scope, sizeof st->scope);
+    uint64_t token[2];
+    if (getrandom(token, sizeof token, 0) != (ssize_t)sizeof token)
+        return chaos_err_set(err, errno ? errno : EIO, "cannot draw the fault's owner token: %s",
+                             strerror(errno));
+    snprintf(st->owner, sizeof st->owner, "%016llx%016llx", (unsigned long long)token[0],
+             (unsigned long long)token[1]);
 
     __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
     int r = open_ns(st, &st->ns, &t, err);
@@ -348,6 +360,12 @@ static int network_recover(const json_t *undo, struct chaos_err *err)
     st.ifindex = (int)json_integer_value(ifindex);
     st.ns.dev = (uint64_t)json_integer_value(json_object_get(undo, "ns_dev"));
     st.ns.ino = (uint64_t)json_integer_value(json_object_get(undo, "ns_ino"));
+    const char *owner = json_string_value(json_object_get(undo, "owner"));
+    if (owner) {
+        if (strlen(owner) >= sizeof st.owner)
+            return chaos_err_set(err, EINVAL, "network undo record: \"owner\" is too long");
+        snprintf(st.owner, sizeof st.owner, "%s", owner);
+    }
     const json_t *es = json_object_get(undo, "egress_slot"), *is = json_object_get(undo, "ingress_slot");
     if (json_is_integer(es)) {
         st.egress = (struct net_side){true, (int)json_integer_value(es)};

@@ -131,6 +131,49 @@ static int state_write(const struct nltc_ns_id *ns, int ifindex, json_t *st, str
     return 0;
 }
 
+/* Drops what no longer says anything: an empty slot map, and a file left
+ * with nothing but the interface's name. */
+static void state_tidy(json_t *st)
+{
+    json_t *slots = json_object_get(st, "slots");
+    if (slots && json_object_size(slots) == 0)
+        json_object_del(st, "slots");
+    if (json_object_size(st) == 1 && json_object_get(st, "ifname"))
+        json_object_clear(st);
+}
+
+/* Who holds each slot, by the owner token of its fault. A fault whose revert
+ * finished in the kernel but not in its journal (a crash in between) is
+ * reverted again on recovery; by then another fault may hold the same slot,
+ * and the token is what tells them apart. */
+static const char *slot_owner(const json_t *st, int slot)
+{
+    char key[8];
+    snprintf(key, sizeof key, "%d", slot);
+    return json_string_value(json_object_get(json_object_get(st, "slots"), key));
+}
+
+static void slot_owner_set(json_t *st, const char *ifname, int slot, const char *owner)
+{
+    char key[8];
+    snprintf(key, sizeof key, "%d", slot);
+    json_t *slots = json_object_get(st, "slots");
+    if (!slots) {
+        slots = json_object();
+        json_object_set_new(st, "slots", slots);
+    }
+    json_object_set_new(slots, key, json_string(owner));
+    json_object_set_new(st, "ifname", json_string(ifname));
+}
+
+static void slot_owner_drop(json_t *st, int slot)
+{
+    char key[8];
+    snprintf(key, sizeof key, "%d", slot);
+    json_object_del(json_object_get(st, "slots"), key);
+    state_tidy(st);
+}
+
 /* ---- reading the interface ---- */
 
 struct tree_view {
@@ -357,26 +400,27 @@ int net_tree_install(struct nl_tc *t, const struct nltc_ns_id *ns, const struct 
     int ifindex = plan->ifindex;
     const char *ifname = plan->ifname;
     int r;
+    _cleanup_json_ json_t *st = state_read(ns, ifindex);
+    _cleanup_json_ json_t *was = json_deep_copy(st);
     if (plan->create_root && !plan->snapshot) {
         /* A snapshot on record is stale: it belonged to a root that went
          * away with its namespace. Never "restore" it over the default. */
-        _cleanup_json_ json_t *st = state_read(ns, ifindex);
-        if (json_object_get(st, "snapshot")) {
-            json_object_del(st, "snapshot");
-            if (json_object_size(st) == 1 && json_object_get(st, "ifname"))
-                json_object_clear(st);
-            if ((r = state_write(ns, ifindex, st, err)) < 0)
-                return r;
-        }
+        json_object_del(st, "snapshot");
     }
+    if (plan->create_root && plan->snapshot) {
+        /* Hand the snapshot to whichever fault leaves last. */
+        json_object_set_new(st, "ifname", json_string(ifname));
+        json_object_set_new(st, "snapshot", tc_snapshot_to_json(plan->snapshot));
+    }
+    /* The slot's owner is on record before the kernel has the slot. */
+    if (plan->owner[0])
+        slot_owner_set(st, ifname, plan->slot, plan->owner);
+    state_tidy(st);
+    /* Each write is a few syscalls, which UML makes slow: skip a no-op. */
+    if (!json_equal(was, st) && (r = state_write(ns, ifindex, st, err)) < 0)
+        return r;
     if (plan->create_root) {
         if (plan->snapshot) {
-            /* Hand the snapshot to whichever fault leaves last. */
-            _cleanup_json_ json_t *st = state_read(ns, ifindex);
-            json_object_set_new(st, "ifname", json_string(ifname));
-            json_object_set_new(st, "snapshot", tc_snapshot_to_json(plan->snapshot));
-            if ((r = state_write(ns, ifindex, st, err)) < 0)
-                return r;
             char what[96];
             snprintf(what, sizeof what, "interface %s: removing the configured root for now",
                      ifname);
@@ -403,13 +447,12 @@ put_back:
     if (plan->snapshot)
         (void)restore_root(t, ifindex, ifname, plan->snapshot, NULL);
 drop_state:
-    if (plan->snapshot) {
-        _cleanup_json_ json_t *st = state_read(ns, ifindex);
+    if (plan->snapshot)
         json_object_del(st, "snapshot");
-        if (json_object_size(st) == 1) /* only the name left */
-            json_object_clear(st);
-        (void)state_write(ns, ifindex, st, NULL);
-    }
+    if (plan->owner[0])
+        slot_owner_drop(st, plan->slot);
+    state_tidy(st);
+    (void)state_write(ns, ifindex, st, NULL);
     return r;
 }
 
@@ -428,7 +471,7 @@ static int same_interface(struct nl_tc *t, int ifindex, const char *ifname, stru
 }
 
 int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
-                       const char *ifname, int slot, const json_t *fallback,
+                       const char *ifname, int slot, const char *owner, const json_t *fallback,
                        struct chaos_err *err)
 {
     int r = same_interface(t, ifindex, ifname, err);
@@ -444,20 +487,30 @@ int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex
         return r;
     if (!root_is_ours(&v))
         return 0; /* removed already (a revert before a crash finished it) */
+    _cleanup_json_ json_t *st = state_read(ns, ifindex);
+    /* Another fault holds the slot now: ours left it before (see
+     * slot_owner). Without a record (an older file), the slot is ours. */
+    const char *holder = slot_owner(st, slot);
+    bool mine = !owner || !holder || strcmp(holder, owner) == 0;
+    bool held = v.used[slot] && mine;
     /* The last fault on the tree skips its own filters and band: deleting
      * the root takes them with it in one request (the lock keeps the count
      * true), which halves the time to revert. */
-    bool last = v.n_used == 0 || (v.n_used == 1 && v.used[slot]);
+    bool last = v.n_used == 0 || (v.n_used == 1 && held);
     if (!last) {
-        if (v.used[slot] && (r = del_slot(t, ifindex, ifname, slot, err)) < 0)
+        if (held && (r = del_slot(t, ifindex, ifname, slot, err)) < 0)
             return r;
+        if (mine && owner) {
+            slot_owner_drop(st, slot);
+            if ((r = state_write(ns, ifindex, st, err)) < 0)
+                return r;
+        }
         if ((r = read_view(t, ifindex, &v, err)) < 0)
             return r;
         if (v.n_used > 0)
             return 0; /* other faults still use the tree */
     }
 
-    _cleanup_json_ json_t *st = state_read(ns, ifindex);
     const json_t *snapj = json_object_get(st, "snapshot");
     if (!snapj)
         snapj = fallback;
@@ -471,8 +524,8 @@ int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex
     if (r < 0)
         return r;
     json_object_del(st, "snapshot");
-    if (json_object_size(st) == 1 && json_object_get(st, "ifname"))
-        json_object_clear(st);
+    json_object_del(st, "slots"); /* the tree is gone, and every slot with it */
+    state_tidy(st);
     return state_write(ns, ifindex, st, err);
 }
 

@@ -31,6 +31,8 @@
 #define NET_TREE_PREF_BASE 0xCA00u    /* slot s's filters: prefs ca00 + 4s + {0 ip, 1 ipv6, 2 all} */
 #define NET_TREE_MIRRED_PREF 0xCA05u  /* the ingress -> ifb redirect */
 
+#define NET_TREE_OWNER_LEN 40 /* a fault's owner token, NUL included */
+
 struct tc_snapshot;
 
 /* What adding one fault to one interface will do; filled by net_tree_plan. */
@@ -40,6 +42,7 @@ struct net_tree_plan {
     int slot;
     bool create_root;              /* our root is not there yet */
     struct tc_snapshot *snapshot;  /* the configured root we replace (NULL: kernel default) */
+    char owner[NET_TREE_OWNER_LEN]; /* the fault's token ("" for none), set by the caller */
 };
 
 /* Takes the host-wide lock of network faults (a file under /run/chaos). */
@@ -64,9 +67,12 @@ int net_tree_install(struct nl_tc *t, const struct nltc_ns_id *ns, const struct 
 /* Removes slot from ifindex (which must still be called ifname: a recycled
  * index is not ours); the last slot out deletes our root and restores the
  * snapshot, from the hand-off file or else from fallback (a journalled copy,
- * may be NULL). An interface that is gone is success: so is its tree. */
+ * may be NULL). An interface that is gone is success: so is its tree.
+ * owner is the token the slot was installed with: a slot the record gives
+ * to another owner is left alone (ours was removed before a crash and the
+ * slot handed on). NULL or no record: the slot is taken to be ours. */
 int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
-                       const char *ifname, int slot, const json_t *fallback,
+                       const char *ifname, int slot, const char *owner, const json_t *fallback,
                        struct chaos_err *err) __attribute__((warn_unused_result));
 
 /* Number of our slots in use on ifindex (0 when our root is not there). */

@@ -431,7 +431,7 @@ static int ours_netem_revert(struct ctx *c, struct chaos_err *err)
         goto out;
     if ((r = net_tree_lock(&lock, err)) < 0)
         goto out;
-    r = net_tree_uninstall(t, &ns, ifindex, c->target.ifname, c->slot, NULL, err);
+    r = net_tree_uninstall(t, &ns, ifindex, c->target.ifname, c->slot, NULL, NULL, err);
 out:
     net_tree_unlock(lock);
     nltc_close(t);

@@ -838,6 +838,62 @@ Test(net, recovery_after_sigkill)
     assert_state_restored();
 }
 
+/* The dead run's own journal, apart from the live engine's. */
+#define DEAD_JOURNAL "/tmp/chaos-t-net-dead.journal"
+
+/* A run removed its tree in the kernel and died before journaling that (here:
+ * SIGKILL, then the tree deleted as its revert would have); another fault
+ * then took the same slot. Recovering the dead run must leave that fault
+ * alone: the slot's owner token on record is not the dead run's. */
+Test(net, recovery_leaves_a_reused_slot_alone)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        struct chaos_err err = {0};
+        struct loop *l = loop_new();
+        struct engine *e = NULL;
+        if (engine_new(l, DEAD_JOURNAL, NULL, 0, &e, &err) < 0)
+            _exit(2);
+        json_t *t = json_pack("{s:s, s:s, s:s}", "netns", CLI, "interface", DEV, "dst", TARGET);
+        json_t *p = json_pack("{s:s}", "delay", "300ms");
+        struct fault_spec *spec = NULL;
+        struct engine_fault *f = NULL;
+        if (fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
+            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0)
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    sh("tc -n " CLI " qdisc del dev " DEV " root");
+
+    struct engine_fault *f =
+        apply(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+              "{\"delay\":\"150ms\"}");
+    json_t *q = tc_json("qdisc");
+    cr_assert_not_null(find_by(q, "handle", "ca10:"), "the new fault is not in slot 0, as the "
+                                                      "dead one was: %s", json_dumps(q, 0));
+    json_decref(q);
+
+    struct chaos_err err = {0};
+    int left = engine_recover_file(DEAD_JOURNAL, NULL, NULL, &err);
+    cr_assert_eq(left, 0, "recovery failed: %s", err.msg);
+    double t = median_rtt_ms(TARGET, 7, -1, 5);
+    cr_assert_geq(t, 150, "recovering the dead run removed the live fault (RTT %.1f ms)", t);
+    cr_assert_lt(t, 250, "RTT %.1f ms: the dead run's 300ms delay is back?", t);
+
+    revert(&r, f);
+    rig_close(&r);
+    cr_assert_lt(median_rtt_ms(TARGET, 7, -1, 5), 25, "still delayed after the revert");
+    assert_state_restored();
+}
+
 /* ---- errors leave nothing behind ---- */
 
 Test(net, missing_interface_and_namespace)
