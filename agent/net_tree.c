@@ -402,6 +402,10 @@ int net_tree_install(struct nl_tc *t, const struct nltc_ns_id *ns, const struct 
     int r;
     _cleanup_json_ json_t *st = state_read(ns, ifindex);
     _cleanup_json_ json_t *was = json_deep_copy(st);
+    if (plan->create_root) {
+        /* Slot owners on record belonged to a tree that is gone. */
+        json_object_del(st, "slots");
+    }
     if (plan->create_root && !plan->snapshot) {
         /* A snapshot on record is stale: it belonged to a root that went
          * away with its namespace. Never "restore" it over the default. */
