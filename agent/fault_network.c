@@ -396,34 +396,41 @@ static int network_recover(const json_t *undo, struct chaos_err *err)
     return r;
 }
 
+/* "delay 100ms on eth0 egress, dst 10.0.0.7/32 in netns /run/netns/app":
+ * the one form of both the applied fault and the plan. ns is "" or starts
+ * with a space. */
+static void describe_line(char *buf, size_t size, const char *prefix,
+                          const struct netem_params *p, const char *ifname, bool egress,
+                          bool ingress, const char *scope, const char *ns)
+{
+    char what[256];
+    netem_params_describe(p, what, sizeof what);
+    const char *dir = egress && ingress ? "both ways" : ingress ? "ingress" : "egress";
+    snprintf(buf, size, "%s%s on %s %s, %s%s", prefix, what, ifname, dir, scope, ns);
+}
+
 static void network_describe(const void *state, char *buf, size_t size)
 {
     const struct net_state *st = state;
-    char what[256];
-    netem_params_describe(&st->params, what, sizeof what);
-    const char *dir = st->egress.on && st->ingress.on ? "both ways"
-                      : st->ingress.on                ? "ingress"
-                                                      : "egress";
-    snprintf(buf, size, "%s%s on %s %s, %s%s%s", st->reverted ? "removed " : "", what,
-             st->ifname, dir, st->scope, st->ns_path[0] ? " in netns " : "", st->ns_path);
+    char ns[300] = "";
+    if (st->ns_path[0])
+        snprintf(ns, sizeof ns, " in netns %s", st->ns_path);
+    describe_line(buf, size, st->reverted ? "removed " : "", &st->params, st->ifname,
+                  st->egress.on, st->ingress.on, st->scope, ns);
 }
 
 static void network_plan(const void *spec, char *buf, size_t size)
 {
     const struct net_spec *s = spec;
     const struct net_target *tg = &s->target;
-    char what[256], scope[256], ns[160] = "";
-    netem_params_describe(&s->params, what, sizeof what);
+    char scope[256], ns[300] = "";
     net_scope_describe(&tg->scope, scope, sizeof scope);
-    const char *dir = tg->direction == (NET_EGRESS | NET_INGRESS) ? "both ways"
-                      : tg->direction & NET_INGRESS               ? "ingress"
-                                                                  : "egress";
     if (tg->netns_path)
         snprintf(ns, sizeof ns, " in netns %s", tg->netns_path);
     else if (tg->netns_pid > 0)
         snprintf(ns, sizeof ns, " in the netns of pid %d", (int)tg->netns_pid);
-    snprintf(buf, size, "%s on %s %s, %s%s", what,
-             tg->ifname ? tg->ifname : "the default-route interface", dir, scope, ns);
+    describe_line(buf, size, "", &s->params, tg->ifname ? tg->ifname : "the default-route interface",
+                  tg->direction & NET_EGRESS, tg->direction & NET_INGRESS, scope, ns);
 }
 
 const struct fault_ops fault_network_ops = {

@@ -30,22 +30,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef CHAOS_LIBFUZZER
+#include "fuzz_replay.h"
+
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) {
-            perror(argv[i]);
+    for (int i = 1; i < argc; i++)
+        if (fuzz_replay_file(argv[i], 7, NULL) < 0)
             return 1;
-        }
-        static uint8_t buf[1 << 20];
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-        /* Every prefix too: truncated input is the most common malformation. */
-        for (size_t k = 0; k < n; k += 7)
-            LLVMFuzzerTestOneInput(buf, k);
-    }
     printf("replayed %d inputs\n", argc - 1);
     return 0;
 }

@@ -19,19 +19,19 @@
  * interface, on stdout); `--from-json FILE` turns a journal's snapshot array
  * into the input format. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <jansson.h>
 #include "nl_tc.h"
 #include "tc_snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int accepted; /* inputs read as a snapshot, for the replay driver */
+static bool last_accepted; /* the last input was read as a snapshot */
 
 static json_t *messages_to_json(const uint8_t *data, size_t size)
 {
@@ -61,6 +61,7 @@ static json_t *messages_to_json(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    last_accepted = false;
     json_t *in = messages_to_json(data, size);
     struct tc_snapshot *s = NULL;
     struct chaos_err err = {0};
@@ -91,20 +92,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_decref(out2);
     tc_snapshot_free(s);
     tc_snapshot_free(again);
-    accepted++;
+    last_accepted = true;
     return 0;
 }
 
 #ifndef CHAOS_LIBFUZZER
-/* --from-json FILE: a snapshot array (as in a journal) to the input format,
- * on stdout. */
-static int from_json(const char *path)
+#include "fuzz_replay.h"
+
+/* Writes a snapshot array (as in a journal) in the input format to stdout;
+ * what names it in errors. */
+static int emit_messages(const json_t *arr, const char *what)
 {
-    json_error_t jerr;
-    json_t *arr = json_load_file(path, 0, &jerr);
     if (!json_is_array(arr)) {
-        fprintf(stderr, "%s: not a JSON array: %s\n", path, arr ? "" : jerr.text);
-        json_decref(arr);
+        fprintf(stderr, "%s: not a JSON array\n", what);
         return 1;
     }
     size_t i;
@@ -113,8 +113,7 @@ static int from_json(const char *path)
         const char *h = json_string_value(v);
         size_t n = h ? strlen(h) / 2 : 0;
         if (!h || strlen(h) % 2 || n > 65535) {
-            fprintf(stderr, "%s: item %zu is not a hex string under 64 KiB\n", path, i);
-            json_decref(arr);
+            fprintf(stderr, "%s: item %zu is not a hex string under 64 KiB\n", what, i);
             return 1;
         }
         putchar((int)(n & 0xff));
@@ -122,15 +121,27 @@ static int from_json(const char *path)
         for (size_t k = 0; k < n; k++) {
             unsigned int byte;
             if (sscanf(h + 2 * k, "%2x", &byte) != 1) {
-                fprintf(stderr, "%s: item %zu: bad hex\n", path, i);
-                json_decref(arr);
+                fprintf(stderr, "%s: item %zu: bad hex\n", what, i);
                 return 1;
             }
             putchar((int)byte);
         }
     }
-    json_decref(arr);
     return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* --from-json FILE: a journal's snapshot array, in the input format. */
+static int from_json(const char *path)
+{
+    json_error_t jerr;
+    json_t *arr = json_load_file(path, 0, &jerr);
+    if (!arr) {
+        fprintf(stderr, "%s: %s\n", path, jerr.text);
+        return 1;
+    }
+    int r = emit_messages(arr, path);
+    json_decref(arr);
+    return r;
 }
 
 /* --take NETNS_PATH IFNAME: a real snapshot, in the input format. */
@@ -151,16 +162,16 @@ static int take(const char *ns_path, const char *ifname)
     }
     json_t *arr = tc_snapshot_to_json(s);
     tc_snapshot_free(s);
-    char tmp[] = "/tmp/fuzz-tc-XXXXXX";
-    int fd = mkstemp(tmp);
-    r = fd >= 0 && arr && json_dumpfd(arr, fd, 0) == 0 ? 0 : 1;
+    r = arr ? emit_messages(arr, ifname) : 1;
     json_decref(arr);
-    if (fd >= 0)
-        close(fd);
-    if (r == 0)
-        r = from_json(tmp);
-    unlink(tmp);
     return r;
+}
+
+/* Whether the whole file was read as a snapshot: a seed must be, a found
+ * crash need not. */
+static void say_verdict(const char *path)
+{
+    printf("%s: %s\n", path, last_accepted ? "accepted" : "refused");
 }
 
 int main(int argc, char **argv)
@@ -169,22 +180,10 @@ int main(int argc, char **argv)
         return from_json(argv[2]);
     if (argc == 4 && strcmp(argv[1], "--take") == 0)
         return take(argv[2], argv[3]);
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) {
-            perror(argv[i]);
+    /* Every prefix too, at a step that also cuts messages in half. */
+    for (int i = 1; i < argc; i++)
+        if (fuzz_replay_file(argv[i], 5, say_verdict) < 0)
             return 1;
-        }
-        static uint8_t buf[1 << 20];
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        int before = accepted;
-        LLVMFuzzerTestOneInput(buf, n);
-        printf("%s: %s\n", argv[i], accepted > before ? "accepted" : "refused");
-        /* Every prefix too, at a step that also cuts messages in half. */
-        for (size_t k = 0; k < n; k += 5)
-            LLVMFuzzerTestOneInput(buf, k);
-    }
     printf("replayed %d inputs\n", argc - 1);
     return 0;
 }
