@@ -142,6 +142,15 @@ static void state_tidy(json_t *st)
         json_object_clear(st);
 }
 
+/* Forgets what the ingress side made (the ifb, the ingress qdisc, the
+ * redirect), leaving the egress record. */
+static void state_drop_ingress(json_t *st)
+{
+    json_object_del(st, "made_ifb");
+    json_object_del(st, "made_ingress");
+    json_object_del(st, "mirred");
+}
+
 /* Who holds each slot, by the owner token of its fault. A fault whose revert
  * finished in the kernel but not in its journal (a crash in between) is
  * reverted again on recovery; by then another fault may hold the same slot,
@@ -504,7 +513,7 @@ int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex
     if (!last) {
         if (held && (r = del_slot(t, ifindex, ifname, slot, err)) < 0)
             return r;
-        if (mine && owner) {
+        if (owner && holder && strcmp(holder, owner) == 0) {
             slot_owner_drop(st, slot);
             if ((r = state_write(ns, ifindex, st, err)) < 0)
                 return r;
@@ -608,7 +617,9 @@ int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
          * stale (its namespace died with our redirect in it). */
         if (nltc_link_index(t, ifb, ifb_index, NULL) == 0)
             return 0;
-        json_object_clear(st);
+        /* Only the ingress part: the egress snapshot and slot owners of
+         * this interface are still true if only the ifb went away. */
+        state_drop_ingress(st);
     }
     struct tree_view v;
     int r = read_view(t, ifindex, &v, err);
@@ -652,11 +663,8 @@ undo:
         best_effort(nltc_qdisc_del(t, ifindex, TC_H_INGRESS, 0, "", NULL));
     if (made_ifb)
         best_effort(nltc_link_del(t, *ifb_index, NULL));
-    json_object_del(st, "made_ifb");
-    json_object_del(st, "made_ingress");
-    json_object_del(st, "mirred");
-    if (json_object_size(st) == 1)
-        json_object_clear(st);
+    state_drop_ingress(st);
+    state_tidy(st);
     (void)state_write(ns, ifindex, st, NULL);
     return r;
 }
@@ -697,10 +705,7 @@ int net_tree_ingress_detach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
     if (ifb_index > 0 && !json_is_false(json_object_get(st, "made_ifb")) &&
         (r = nltc_link_del(t, ifb_index, err)) < 0)
         return r;
-    json_object_del(st, "made_ifb");
-    json_object_del(st, "made_ingress");
-    json_object_del(st, "mirred");
-    if (json_object_size(st) == 1 && json_object_get(st, "ifname"))
-        json_object_clear(st);
+    state_drop_ingress(st);
+    state_tidy(st);
     return state_write(ns, ifindex, st, err);
 }
