@@ -14,9 +14,11 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jsonv.h"
+#include "proc_stat.h"
 #include "util.h"
 
 /* include/linux/sched.h: set in the flags (field 9 of /proc/PID/stat) of a
@@ -195,6 +197,13 @@ static int parse_selector(const json_t *target, const char *ctx, enum selector s
         int r = jv_int(target, ctx, "pid", true, 1, PROC_TARGET_PID_MAX, &pid, err);
         if (r < 0)
             return r;
+        /* The engine protects PID 1 at run time too; saying so here lets
+         * `chaos validate` refuse it before anyone runs it. */
+        if (pid == 1)
+            return chaos_err_set(err, EPERM,
+                                 "%s: 1 is init; chaos never signals PID 1 (it would take the "
+                                 "whole machine down)",
+                                 path);
         t->pid = (pid_t)pid;
         return 0;
     }
@@ -394,12 +403,19 @@ int proc_target_seed(const struct proc_target *t, uint64_t *seed, struct chaos_e
 /* ---- reading /proc ---- */
 
 /* Reads up to cap bytes of path into a NUL-terminated malloc'd buffer.
+ * Never blocks: a FIFO (or any file that is not regular) is refused with
+ * -EINVAL before it is read, since reading one would hang the run's loop.
  * Returns 0 (*truncated says whether the file was longer) or -errno. */
 static int read_file(const char *path, size_t cap, char **out, size_t *len, bool *truncated)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
     size_t size = 4096, used = 0;
     _cleanup_free_ char *buf = malloc(size + 1);
     if (!buf)
@@ -434,61 +450,21 @@ static int read_file(const char *path, size_t cap, char **out, size_t *len, bool
     return 0;
 }
 
-/* Skips n space-separated fields of a /proc/PID/stat tail. */
-static const char *skip_fields(const char *p, int n)
-{
-    for (int i = 0; i < n && p; i++) {
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
-    return p;
-}
-
-/* Parses /proc/PID/stat; *flags gets field 9. */
+/* Reads /proc/PID/stat through the shared parser; *flags gets field 9. */
 static int read_stat(pid_t pid, struct proc_ent *out, char *state, unsigned long *flags)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? -ESRCH : -errno;
-    ssize_t n;
-    do
-        n = read(fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == ENOENT ? -ESRCH : -errno;
-    buf[n] = '\0';
-    /* comm may itself hold spaces and ')': it ends at the last ')'. */
-    char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
-    if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ')
-        return -EIO;
-    size_t clen = (size_t)(close_paren - open_paren - 1);
-    if (clen > sizeof out->comm - 1)
-        clen = sizeof out->comm - 1;
-    /* Field 3 (state) follows ") "; flags is field 9, starttime field 22. */
-    const char *st = close_paren + 2;
-    const char *fl = skip_fields(st, 9 - 3);
-    const char *start = skip_fields(st, 22 - 3);
-    if (!fl || !start)
-        return -EIO;
-    char *end;
-    errno = 0;
-    unsigned long f = strtoul(fl, &end, 10);
-    if (errno || end == fl)
-        return -EIO;
-    unsigned long long s = strtoull(start, &end, 10);
-    if (errno || end == start)
-        return -EIO;
+    struct proc_stat ps;
+    int r = proc_stat_read(pid, &ps);
+    if (r < 0)
+        return r;
     out->pid = pid;
-    out->start = s;
-    memcpy(out->comm, open_paren + 1, clen);
-    out->comm[clen] = '\0';
+    out->start = ps.start;
+    _Static_assert(sizeof out->comm == sizeof ps.comm, "comm sizes differ");
+    memcpy(out->comm, ps.comm, sizeof out->comm);
     if (state)
-        *state = st[0];
+        *state = ps.state;
     if (flags)
-        *flags = f;
+        *flags = ps.flags;
     return 0;
 }
 
@@ -793,6 +769,11 @@ static int read_pidfile(const struct proc_target *t, pid_t *pid, struct chaos_er
     int r = read_file(t->arg, PIDFILE_MAX, &buf, &len, &trunc);
     if (r == -ENOENT)
         return chaos_err_set(err, ESRCH, "target matched no process (pidfile %s does not exist)",
+                             t->arg);
+    if (r == -EINVAL)
+        return chaos_err_set(err, EINVAL,
+                             "target.pidfile: %s is not a regular file (a FIFO, device or "
+                             "folder); a pidfile is a small regular file holding a pid",
                              t->arg);
     if (r < 0)
         return chaos_err_set(err, -r, "target.pidfile: cannot read %s: %s", t->arg, strerror(-r));

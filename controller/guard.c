@@ -16,12 +16,20 @@ static void guard_log(const char *line, void *arg)
 }
 
 /* The guard's whole life: wait for the run to say "quit" or to vanish. */
-static void __attribute__((noreturn)) guard_main(int rfd, pid_t run_pid, const char *journal)
+static void __attribute__((noreturn)) guard_main(int rfd, int ready_fd, pid_t run_pid,
+                                                 const char *journal)
 {
     prctl(PR_SET_NAME, "chaos-guard");
+    /* Its own session and process group: `timeout -s KILL`, a CI runner or
+     * job control kill the run's whole group, and the guard must outlive
+     * exactly that. The run waits for this (ready_fd closing) before it
+     * applies anything. setsid cannot fail in a fresh fork (not a leader). */
+    (void)setsid();
+    close(ready_fd);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -45,9 +53,15 @@ int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err
 {
     g->pid = -1;
     g->fd = -1;
-    int p[2];
+    int p[2], ready[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return chaos_err_set(err, errno, "guard: pipe: %s", strerror(errno));
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(p[0]);
+        close(p[1]);
+        return chaos_err_set(err, e, "guard: pipe: %s", strerror(e));
+    }
     pid_t run_pid = getpid();
     fflush(NULL); /* the child must not write out the parent's buffered output */
     pid_t pid = fork();
@@ -55,13 +69,25 @@ int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err
         int e = errno;
         close(p[0]);
         close(p[1]);
+        close(ready[0]);
+        close(ready[1]);
         return chaos_err_set(err, e, "guard: fork: %s", strerror(e));
     }
     if (pid == 0) {
         close(p[1]);
-        guard_main(p[0], run_pid, journal_path);
+        close(ready[0]);
+        guard_main(p[0], ready[1], run_pid, journal_path);
     }
     close(p[0]);
+    close(ready[1]);
+    /* Until the guard has left our process group, a group kill would take
+     * it too: wait for it to say so (its end of ready closes). */
+    char c;
+    ssize_t n;
+    do
+        n = read(ready[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    close(ready[0]);
     g->pid = pid;
     g->fd = p[1];
     return 0;

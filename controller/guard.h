@@ -2,9 +2,10 @@
  * is applied. If the run dies without reverting its faults (SIGKILL, OOM
  * kill, a crash), the guard notices at once (its pipe from the run reaches
  * end-of-file) and reverts what the run's journal says is still applied. A
- * run that ends normally tells the guard to quit. The guard ignores SIGINT,
- * SIGTERM and SIGHUP so a signal to the whole process group cannot take it
- * down before the run has reverted. */
+ * run that ends normally tells the guard to quit. The guard runs in its own
+ * session, so a signal to the run's process group (`timeout -s KILL`, a CI
+ * runner's kill) does not reach it, and it ignores SIGINT, SIGTERM, SIGHUP
+ * and SIGPIPE as well. */
 #ifndef CHAOS_GUARD_H
 #define CHAOS_GUARD_H
 
@@ -16,8 +17,9 @@ struct guard {
     int fd;     /* write end of the pipe; closing it by dying wakes the guard */
 };
 
-/* Forks the guard for the journal at journal_path. Call before anything is
- * applied and before other threads exist. */
+/* Forks the guard for the journal at journal_path and returns once it has
+ * left this process group. Call before anything is applied and before other
+ * threads exist. On failure nothing is running and err says why. */
 int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err)
     __attribute__((warn_unused_result));
 

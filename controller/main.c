@@ -4,14 +4,15 @@
  * 2 invalid input or usage, 3 aborted or a fault could not be applied/reverted. */
 #include <errno.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "engine.h"
+#include "outpath.h"
 #include "report.h"
 #include "runner.h"
 #include "scenario.h"
@@ -68,34 +69,59 @@ static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ..
     return EXIT_USAGE;
 }
 
-/* A report path must be writable before anything is touched: finding out
- * after a ten-minute run would lose the verdict. */
-static int check_writable(const char *flag, const char *path)
+/* Every path a run writes is checked before anything is touched: a report
+ * that cannot be written after a ten-minute run loses its verdict, and a
+ * path that names the wrong thing (the scenario, /dev/null) must never be
+ * clobbered. Prints the error; returns -1 when a path is refused. */
+static int check_output_paths(const char *file, const char *json_path, const char *junit_path,
+                              const char *state_dir)
 {
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", path);
-    const char *dir = dirname(copy);
-    if (access(dir, W_OK) < 0) {
-        fprintf(stderr, "chaos: %s %s: folder %s is not writable: %s\n", flag, path, dir,
-                strerror(errno));
+    struct chaos_err err = {0};
+    const char *keep[] = {file};
+    if ((json_path && outpath_check_report("--report-json", json_path, keep, 1, &err) < 0) ||
+        (junit_path && outpath_check_report("--junit", junit_path, keep, 1, &err) < 0) ||
+        outpath_check_dir("--state-dir", state_dir, &err) < 0) {
+        fprintf(stderr, "chaos: %s\n", err.msg);
+        return -1;
+    }
+    if (json_path && junit_path && strcmp(json_path, junit_path) == 0) {
+        fprintf(stderr, "chaos: --junit %s: is also the --report-json file; give each report "
+                        "its own file\n", junit_path);
         return -1;
     }
     return 0;
+}
+
+static bool is_run_option(const char *arg)
+{
+    static const char *const run_opts[] = {"--report-json", "--junit", "--dry-run",
+                                           "--state-dir",   "--no-progress", "--inventory"};
+    size_t n = strcspn(arg, "=");
+    for (size_t i = 0; i < sizeof run_opts / sizeof run_opts[0]; i++)
+        if (strlen(run_opts[i]) == n && strncmp(arg, run_opts[i], n) == 0)
+            return true;
+    return false;
 }
 
 static int cmd_validate(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error("validate needs at least one FILE");
+    /* Options first, all of them, before any file is read. */
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] != '-' || !argv[i][1])
+            continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return EXIT_HELD;
+        }
+        if (is_run_option(argv[i]))
+            return usage_error("validate: '%s' is an option of 'chaos run', not of validate",
+                               argv[i]);
+        return usage_error("validate: unknown option '%s'", argv[i]);
+    }
     int rc = EXIT_HELD;
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1]) {
-            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-                fputs(usage_text, stdout);
-                return EXIT_HELD;
-            }
-            return usage_error("validate: unknown option '%s'", argv[i]);
-        }
         struct scenario *s = NULL;
         struct chaos_err err = {0};
         if (scenario_load(argv[i], &s, &err) < 0) {
@@ -106,6 +132,9 @@ static int cmd_validate(int argc, char **argv)
         printf("%s: ok (%zu fault%s, %zu check%s)\n", argv[i], s->n_faults,
                s->n_faults == 1 ? "" : "s", s->n_steady + s->n_expect + s->n_abort,
                s->n_steady + s->n_expect + s->n_abort == 1 ? "" : "s");
+        char warning[512];
+        if (scenario_warning(s, warning, sizeof warning))
+            fprintf(stderr, "chaos: %s: warning: %s\n", argv[i], warning);
         scenario_free(s);
     }
     return rc;
@@ -171,7 +200,7 @@ static int cmd_run(int argc, char **argv)
     bool dry_run = false, progress = true;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json_path = optarg; break;
         case 'u': junit_path = optarg; break;
@@ -182,7 +211,9 @@ static int cmd_run(int argc, char **argv)
             return usage_error("run: --inventory %s: remote agents are not supported by this "
                                "version yet; faults run on this machine", optarg);
         case 'h': fputs(usage_text, stdout); return EXIT_HELD;
-        case ':': return usage_error("run: option '%s' needs a value", argv[optind - 1]);
+        case ':':
+            return usage_error("run: option '%s' needs a value (it is missing)",
+                               argv[optind - 1]);
         default: return usage_error("run: unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -192,8 +223,7 @@ static int cmd_run(int argc, char **argv)
         return usage_error("run takes one scenario FILE; unexpected '%s'", argv[optind + 1]);
     const char *file = argv[optind];
 
-    if ((json_path && check_writable("--report-json", json_path) < 0) ||
-        (junit_path && check_writable("--junit", junit_path) < 0))
+    if (check_output_paths(file, json_path, junit_path, state_dir) < 0)
         return EXIT_USAGE;
 
     struct scenario *s = NULL;
@@ -245,7 +275,11 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    /* Output goes to CI logs and pipes as it happens. */
+    /* Output goes to CI logs and pipes as it happens. A reader that goes
+     * away (`chaos run s.json | head -1`) must not kill a run mid-experiment:
+     * the run finishes, reverts and writes its reports; lost output is only
+     * lost output. Probes get default signal handling back (probe_command.c). */
+    signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
         return usage_error("no command given");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "duration.h"
+#include "outpath.h"
 #include "probe.h"
 #include "util.h"
 
@@ -123,26 +124,6 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
                      r->abort_reason, "timeline", r->timeline, "faults", faults, "checks", checks);
 }
 
-/* Writes data to path through a temp file and rename, so a reader never sees
- * half a report. */
-static int write_atomically(const char *path, const char *data, size_t len, struct chaos_err *err)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
-        return chaos_err_set(err, ENAMETOOLONG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "we");
-    if (!f)
-        return chaos_err_set(err, errno, "%s: %s", path, strerror(errno));
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) < 0) {
-        int e = errno ? errno : EIO;
-        unlink(tmp);
-        return chaos_err_set(err, e, "%s: %s", path, strerror(e));
-    }
-    return 0;
-}
-
 int report_write_json(const struct scenario *s, const struct run_result *r, const char *path,
                       struct chaos_err *err)
 {
@@ -154,7 +135,7 @@ int report_write_json(const struct scenario *s, const struct run_result *r, cons
         return chaos_err_set(err, ENOMEM, "JSON report: out of memory");
     size_t len = strlen(text);
     text[len] = '\n'; /* room of the NUL; written as the final newline */
-    return write_atomically(path, text, len + 1, err);
+    return outpath_write(path, text, len + 1, err);
 }
 
 /* A growing string for the XML. */
@@ -305,7 +286,7 @@ int report_write_junit(const struct scenario *s, const struct run_result *r, con
         free(b.p);
         return chaos_err_set(err, ENOMEM, "JUnit report: out of memory");
     }
-    int rc = write_atomically(path, b.p, b.len, err);
+    int rc = outpath_write(path, b.p, b.len, err);
     free(b.p);
     return rc;
 }

@@ -15,7 +15,9 @@ void report_print_verdict(const struct scenario *s, const struct run_result *r, 
 /* The JSON report (schema in docs/reports.md). NULL on allocation failure. */
 json_t *report_json(const struct scenario *s, const struct run_result *r);
 
-/* Writes the JSON report / JUnit XML to path (atomically: temp file + rename). */
+/* Writes the JSON report / JUnit XML to path (outpath_write: atomically
+ * through a temp file and rename, or in place into a character device or
+ * FIFO). */
 int report_write_json(const struct scenario *s, const struct run_result *r, const char *path,
                       struct chaos_err *err) __attribute__((warn_unused_result));
 int report_write_junit(const struct scenario *s, const struct run_result *r, const char *path,

@@ -10,12 +10,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "duration.h"
 #include "engine.h"
 #include "fault.h"
@@ -24,6 +26,10 @@
 #include "util.h"
 
 #define NAME_MAX_CHARS 128
+#define DESCRIPTION_MAX_CHARS 4096
+/* Bounds every string a scenario can hold (probe bodies, regexes, argv) at
+ * once: a scenario is a page of JSON, not a data file. */
+#define SCENARIO_FILE_MAX (1024 * 1024)
 #define EVERY_MIN_MS 10
 #define DEFAULT_MAX_DURATION_MS (30LL * 60 * 1000)
 #define DEFAULT_EVERY_MS 1000
@@ -38,8 +44,9 @@
 static const char *const top_keys[] = {"version",      "name",         "description",
                                        "max_duration", "steady_state", "faults",
                                        "expect",       "abort_when",   NULL};
-static const char *const fault_keys[] = {"name",   "kind",   "at", "duration",
-                                         "target", "params", NULL};
+static const char *const fault_keys[] = {"name",   "kind",   "at",
+                                         "duration", "target", "params",
+                                         "on_round_failure", NULL};
 static const char *const check_keys[] = {"name",   "probe", "every",  "for",
                                          "during", "after", "expect", NULL};
 /* Conditions on all samples of a window; latency ones in enum latency_stat order. */
@@ -68,144 +75,6 @@ static const char *shown_path(const char *path)
     return path;
 }
 
-/* ---- comparisons ---------------------------------------------------------- */
-
-const char *cmp_op_str(enum cmp_op op)
-{
-    switch (op) {
-    case CMP_LT:
-        return "<";
-    case CMP_LE:
-        return "<=";
-    case CMP_GT:
-        return ">";
-    case CMP_GE:
-        return ">=";
-    case CMP_EQ:
-        return "==";
-    case CMP_NE:
-        return "!=";
-    }
-    return "?";
-}
-
-bool cmp_holds(const struct cmp *c, double v)
-{
-    if (!c->set)
-        return true;
-    switch (c->op) {
-    case CMP_LT:
-        return v < c->value;
-    case CMP_LE:
-        return v <= c->value;
-    case CMP_GT:
-        return v > c->value;
-    case CMP_GE:
-        return v >= c->value;
-    case CMP_EQ:
-        return v == c->value;
-    case CMP_NE:
-        return v != c->value;
-    }
-    return false;
-}
-
-/* A plain decimal number: -?digits(.digits)?, as the JSON Schema's pattern
- * says; strtod alone would also take "inf", hex and exponents. */
-static bool is_plain_number(const char *s)
-{
-    const char *p = s;
-    if (*p == '-')
-        p++;
-    if (!isdigit((unsigned char)*p))
-        return false;
-    while (isdigit((unsigned char)*p))
-        p++;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return false;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    return *p == '\0';
-}
-
-/* The value of a duration string already accepted by duration_parse, in
- * microseconds (duration_parse rounds to milliseconds; latencies keep more). */
-static double duration_us(const char *s)
-{
-    static const struct {
-        const char *name;
-        double us;
-    } units[] = {{"us", 1}, {"ms", 1e3}, {"s", 1e6}, {"m", 6e7}, {"h", 3.6e9}};
-    double total = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p)
-            break;
-        p = end;
-        size_t i;
-        for (i = 0; i < ARRAY_SIZE(units); i++) {
-            size_t n = strlen(units[i].name);
-            if (strncmp(p, units[i].name, n) == 0 && !isalpha((unsigned char)p[n])) {
-                total += v * units[i].us;
-                p += n;
-                break;
-            }
-        }
-        if (i == ARRAY_SIZE(units))
-            break;
-    }
-    return total;
-}
-
-int cmp_parse(const char *s, bool latency, const char *path, struct cmp *out, struct chaos_err *err)
-{
-    static const struct {
-        const char *text;
-        enum cmp_op op;
-    } ops[] = {{"<=", CMP_LE}, {">=", CMP_GE}, {"==", CMP_EQ},
-               {"!=", CMP_NE}, {"<", CMP_LT},  {">", CMP_GT}};
-    const char *example = latency ? "< 500ms" : ">= 0.99";
-    const char *p = s ? s : "";
-    size_t i;
-    for (i = 0; i < ARRAY_SIZE(ops); i++)
-        if (strncmp(p, ops[i].text, strlen(ops[i].text)) == 0)
-            break;
-    if (i == ARRAY_SIZE(ops) || (p[strlen(ops[i].text)] && strchr("<>=!", p[strlen(ops[i].text)])))
-        return chaos_err_set(err, EINVAL,
-                             "%s: \"%s\" is not a comparison; write \"<op> <value>\" with op one "
-                             "of <, <=, >, >=, ==, != (e.g. \"%s\")",
-                             path, p, example);
-    enum cmp_op op = ops[i].op;
-    p += strlen(ops[i].text);
-    while (*p == ' ')
-        p++;
-    double value;
-    if (latency) {
-        int64_t ms;
-        struct chaos_err derr = {0};
-        if (duration_parse(p, &ms, &derr) < 0)
-            return chaos_err_set(
-                err, EINVAL, "%s: \"%s\": a latency is compared with a duration (e.g. \"%s\"): %s",
-                path, s, example, derr.msg);
-        value = duration_us(p);
-    } else {
-        if (!is_plain_number(p))
-            return chaos_err_set(err, EINVAL,
-                                 "%s: \"%s\": the value must be a plain number (e.g. \"%s\")", path,
-                                 s, example);
-        value = strtod(p, NULL);
-    }
-    out->set = true;
-    out->op = op;
-    out->value = value;
-    return 0;
-}
-
 /* ---- small helpers ------------------------------------------------------- */
 
 static size_t utf8_chars(const char *s)
@@ -217,8 +86,23 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
-/* Reads a name (1-128 characters). Returns 1 when present, 0 when absent and
- * optional. Errors read "name: ..." (the caller prefixes the item). */
+/* The first control character of s (C0, DEL or C1), or NULL. allow_lines
+ * lets newline and tab through (free text). */
+static const unsigned char *find_control(const char *s, bool allow_lines)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (allow_lines && (*p == '\n' || *p == '\t'))
+            continue;
+        if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return p;
+    }
+    return NULL;
+}
+
+/* Reads a name (1-128 characters, no control characters: names are printed
+ * in event lines and verdicts, and "k\nPASSED: ..." must not forge one).
+ * Returns 1 when present, 0 when absent and optional. Errors read
+ * "name: ..." (the caller prefixes the item). */
 static int get_name(const json_t *obj, bool required, const char **out, struct chaos_err *err)
 {
     const char *name = NULL;
@@ -229,6 +113,12 @@ static int get_name(const json_t *obj, bool required, const char **out, struct c
     if (n < 1 || n > NAME_MAX_CHARS)
         return chaos_err_set(err, EINVAL, "name: must be 1-%d characters, not %zu", NAME_MAX_CHARS,
                              n);
+    const unsigned char *c = find_control(name, false);
+    if (c)
+        return chaos_err_set(err, EINVAL,
+                             "name: contains a control character (byte 0x%02x at offset %zu); "
+                             "names are printed in logs and verdicts, so they must be plain text",
+                             *c, (size_t)(c - (const unsigned char *)name));
     *out = name;
     return 1;
 }
@@ -355,6 +245,25 @@ static int parse_fault_fields(struct scenario *s, const json_t *j, const char *c
         return chaos_err_set(err, EINVAL,
                              "duration: not allowed: this fault is a one-off action that cannot be "
                              "undone, so it has no duration");
+
+    const char *orf = NULL;
+    if ((r = jv_string(j, "", "on_round_failure", false, &orf, err)) < 0)
+        return r;
+    if (orf) {
+        if (f->spec->info.lasting || f->spec->info.natural_duration_ms <= 0)
+            return chaos_err_set(err, EINVAL,
+                                 "on_round_failure: only a repeated action (every and count) has "
+                                 "rounds");
+        if (strcmp(orf, "abort") == 0)
+            f->rounds_may_fail = false;
+        else if (strcmp(orf, "continue") == 0)
+            f->rounds_may_fail = true;
+        else
+            return chaos_err_set(err, EINVAL,
+                                 "on_round_failure: '%s' is not one of abort (the default), "
+                                 "continue",
+                                 orf);
+    }
 
     int64_t active = f->duration_ms >= 0 ? f->duration_ms : f->spec->info.natural_duration_ms;
     if (active < 0)
@@ -532,6 +441,37 @@ static int check_expect_keys(const json_t *expect, const struct probe *p, struct
     return jv_only_keys(expect, "expect", allowed, err);
 }
 
+/* An eventually check is judged when its window ends: a within longer than
+ * the window would be cut short and reported as "did not hold within" a
+ * time it never had. */
+static int check_within_fits(const struct scenario *s, const struct check *c,
+                             struct chaos_err *err)
+{
+    if (c->within_ms < 0)
+        return 0;
+    int64_t window;
+    char what[320];
+    if (c->for_ms >= 0) {
+        window = c->for_ms;
+        snprintf(what, sizeof what, "its for");
+    } else if (c->during >= 0) {
+        window = scenario_fault_active_ms(s, (size_t)c->during);
+        snprintf(what, sizeof what, "fault '%s' is active", s->faults[c->during].name);
+    } else {
+        window = scenario_fault_phase_ms(s);
+        snprintf(what, sizeof what, "the fault phase lasts");
+    }
+    if (c->within_ms <= window)
+        return 0;
+    char w[32], l[32];
+    duration_format(c->within_ms, w, sizeof w);
+    duration_format(window, l, sizeof l);
+    return chaos_err_set(err, EINVAL,
+                         "expect.within: %s is longer than the window it is judged in (%s %s); "
+                         "make within at most %s%s",
+                         w, what, l, l, c->for_ms >= 0 ? ", or lengthen for" : "");
+}
+
 /* The check's own fields; "<field>: ..." errors, prefixed by the caller.
  * probe_parse errors come prefixed already: *prefixed says so. */
 static int parse_check_fields(struct scenario *s, enum check_section sec, const json_t *j,
@@ -621,7 +561,9 @@ static int parse_check_fields(struct scenario *s, enum check_section sec, const 
     }
     if (expect && (r = check_expect_keys(expect, c->probe, err)) < 0)
         return r;
-    return parse_aggregates(expect, sec, c, err);
+    if ((r = parse_aggregates(expect, sec, c, err)) < 0)
+        return r;
+    return check_within_fits(s, c, err);
 }
 
 static int parse_check(struct scenario *s, enum check_section sec, size_t i, const json_t *j,
@@ -709,6 +651,15 @@ static int parse_root(struct scenario *s, const json_t *root, struct chaos_err *
         return r;
     if ((r = jv_string(root, "", "description", false, &desc, err)) < 0)
         return r;
+    if (utf8_chars(desc) > DESCRIPTION_MAX_CHARS)
+        return chaos_err_set(err, EINVAL, "description: %zu characters, more than the %d allowed",
+                             utf8_chars(desc), DESCRIPTION_MAX_CHARS);
+    const unsigned char *ctl = find_control(desc, true);
+    if (ctl)
+        return chaos_err_set(err, EINVAL,
+                             "description: contains a control character (byte 0x%02x at offset "
+                             "%zu); only newline and tab are allowed",
+                             *ctl, (size_t)(ctl - (const unsigned char *)desc));
     if (!(s->name = strdup(name)) || !(s->description = strdup(desc)))
         return chaos_err_set(err, ENOMEM, "out of memory");
 
@@ -761,28 +712,121 @@ int scenario_parse(const json_t *root, const char *path, struct scenario **out,
     return 0;
 }
 
+/* Reads all of f, up to SCENARIO_FILE_MAX bytes, into a malloc'd buffer. */
+static int read_bounded(FILE *f, const char *shown, char **out, size_t *len,
+                        struct chaos_err *err)
+{
+    size_t cap = 65536, used = 0;
+    _cleanup_free_ char *buf = malloc(cap);
+    if (!buf)
+        return chaos_err_set(err, ENOMEM, "%s: out of memory", shown);
+    for (;;) {
+        if (used == cap) {
+            if (cap > SCENARIO_FILE_MAX)
+                return chaos_err_set(err, EFBIG,
+                                     "%s: larger than %d KiB; a scenario is a page of JSON, not "
+                                     "a data file",
+                                     shown, SCENARIO_FILE_MAX / 1024);
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                return chaos_err_set(err, ENOMEM, "%s: out of memory", shown);
+            buf = nb;
+            cap *= 2;
+        }
+        size_t n = fread(buf + used, 1, cap - used, f);
+        used += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f))
+        return chaos_err_set(err, EIO, "%s: cannot read: %s", shown, strerror(errno));
+    if (used > SCENARIO_FILE_MAX)
+        return chaos_err_set(err, EFBIG,
+                             "%s: larger than %d KiB; a scenario is a page of JSON, not a data "
+                             "file",
+                             shown, SCENARIO_FILE_MAX / 1024);
+    *out = steal_pointer(&buf);
+    *len = used;
+    return 0;
+}
+
+/* jansson refuses "\u0000" with its own wording and no field; the document
+ * is read with NULs allowed and the first string holding one is named here. */
+static bool find_nul(const json_t *v, char *path, size_t size)
+{
+    size_t len = strlen(path);
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *item;
+        json_object_foreach ((json_t *)v, key, item) {
+            snprintf(path + len, size - len, "%s%s", len ? "." : "", key);
+            if (find_nul(item, path, size))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach (v, i, item) {
+            snprintf(path + len, size - len, "[%zu]", i);
+            if (find_nul(item, path, size))
+                return true;
+        }
+    }
+    path[len] = '\0';
+    return false;
+}
+
 int scenario_load(const char *path, struct scenario **out, struct chaos_err *err)
 {
     *out = NULL;
     bool from_stdin = strcmp(path, "-") == 0;
     const char *shown = shown_path(path);
-    FILE *f = from_stdin ? stdin : fopen(path, "re");
-    if (!f)
+    /* A pipe (`<(generate)`) is read like stdin; its size is bounded below. */
+    int fd = from_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
         return chaos_err_set(err, errno, "%s: cannot open: %s", shown, strerror(errno));
     struct stat st;
-    if (!from_stdin && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
+    if (!from_stdin && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
         return chaos_err_set(err, EISDIR, "%s: is a directory, not a scenario file", shown);
     }
-    json_error_t jerr;
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    FILE *f = from_stdin ? stdin : fdopen(fd, "r");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return chaos_err_set(err, e, "%s: cannot open: %s", shown, strerror(e));
+    }
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    int r = read_bounded(f, shown, &text, &len, err);
     if (!from_stdin)
         fclose(f);
+    if (r < 0)
+        return r;
+    json_error_t jerr;
+    _cleanup_json_ json_t *root =
+        json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root)
         return chaos_err_set(err, EINVAL, "%s:%d:%d: %s", shown, jerr.line, jerr.column, jerr.text);
-    int r = scenario_parse(root, path, out, err);
-    json_decref(root);
-    return r;
+    char where[512] = "";
+    if (find_nul(root, where, sizeof where))
+        return chaos_err_set(err, EINVAL,
+                             "%s: %s: contains a NUL character (\\u0000), which no field allows",
+                             shown, where[0] ? where : "(top level)");
+    return scenario_parse(root, path, out, err);
+}
+
+bool scenario_warning(const struct scenario *s, char *buf, size_t size)
+{
+    if (s->n_faults && !s->n_steady && !s->n_expect) {
+        snprintf(buf, size,
+                 "no steady_state or expect checks: the faults run and are reverted, but "
+                 "nothing is checked, and the verdict will say so");
+        return true;
+    }
+    return false;
 }
 
 static void checks_free(struct check *items, size_t n)

@@ -54,6 +54,7 @@ struct scenario_fault {
     char *kind;
     int64_t at_ms;
     int64_t duration_ms;        /* -1 when the fault has none (one-off actions) */
+    bool rounds_may_fail;       /* on_round_failure "continue"; default "abort" */
     struct fault_spec *spec;
 };
 
@@ -81,6 +82,11 @@ void scenario_free(struct scenario *s);
 int64_t scenario_fault_active_ms(const struct scenario *s, size_t i);
 /* End of the fault phase relative to its start: max over faults of at + active. */
 int64_t scenario_fault_phase_ms(const struct scenario *s);
+
+/* What a valid scenario probably got wrong, for `chaos validate` to say (a
+ * run with faults but no steady_state or expect checks nothing). Returns
+ * true with buf set when there is something to say. */
+bool scenario_warning(const struct scenario *s, char *buf, size_t size);
 
 /* Index of the fault called name, or -1. */
 int scenario_fault_index(const struct scenario *s, const char *name);

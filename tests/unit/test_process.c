@@ -708,10 +708,10 @@ Test(process, pid_1_and_self_are_refused)
     struct chaos_err err = {0};
     void *state;
     int64_t next;
-    cr_assert_eq(apply("{\"pid\":1}", "{\"action\":\"kill\"}", -1, &env, &state, &next, &err),
-                 -EPERM);
-    cr_assert_str_eq(err.msg, "target pid 1 is protected: chaos never signals PID 1, itself, "
-                              "its parent or its guard");
+    /* A literal pid 1 is refused when the target is parsed, so that
+     * `chaos validate` refuses it too, not only a run. */
+    parse_bad("{\"pid\":1}", "{\"action\":\"kill\"}", -1,
+              "target.pid: 1 is init; chaos never signals PID 1");
     char json[64];
     snprintf(json, sizeof json, "{\"pid\":%d}", (int)getpid());
     cr_assert_eq(apply(json, "{\"action\":\"pause\"}", 1000, &env, &state, &next, &err), -EPERM);
@@ -725,6 +725,26 @@ Test(process, pid_1_and_self_are_refused)
     snprintf(pjson, sizeof pjson, "{\"pidfile\":\"%s\"}", path);
     cr_assert_eq(apply(pjson, "{\"action\":\"kill\"}", -1, &env, &state, &next, &err), -EPERM);
     cr_assert(strstr(err.msg, "target pid 1 is protected"), "%s", err.msg);
+}
+
+/* A FIFO named as a pidfile would block the run's loop in open() until some
+ * process wrote to it (issue 13): it is refused at once, as is a folder. */
+Test(process, pidfile_fifo_is_refused_without_blocking, .timeout = 10)
+{
+    struct fault_env env = make_env();
+    struct chaos_err err = {0};
+    void *state;
+    int64_t next;
+    char path[128], pjson[160];
+    snprintf(path, sizeof path, "%s/fifo.pid", fx.tmpdir);
+    cr_assert(mkfifo(path, 0600) == 0, "mkfifo: %s", strerror(errno));
+    snprintf(pjson, sizeof pjson, "{\"pidfile\":\"%s\"}", path);
+    cr_assert_eq(apply(pjson, "{\"action\":\"kill\"}", -1, &env, &state, &next, &err), -EINVAL);
+    cr_assert(strstr(err.msg, "target.pidfile: ") && strstr(err.msg, "is not a regular file"),
+              "%s", err.msg);
+    snprintf(pjson, sizeof pjson, "{\"pidfile\":\"%s\"}", fx.tmpdir);
+    cr_assert_eq(apply(pjson, "{\"action\":\"kill\"}", -1, &env, &state, &next, &err), -EINVAL);
+    cr_assert(strstr(err.msg, "is not a regular file"), "%s", err.msg);
 }
 
 /* ---- pick ---- */

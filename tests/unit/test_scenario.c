@@ -300,7 +300,7 @@ Test(defaults, within_and_whole_phase)
     cr_expect_eq(front->for_ms, -1);
     cr_expect_eq(front->within_ms, 30000);
     cr_expect_eq(s->steady[0].within_ms, 10000);
-    cr_expect_eq(s->steady[0].for_ms, 5000);
+    cr_expect_eq(s->steady[0].for_ms, 10000);
     scenario_free(s);
 
     s = load_valid("whole-phase.json");
