@@ -47,7 +47,8 @@ int check_result_add(struct check_result *r, const struct sample *s)
         r->obs = o;
         r->cap = cap;
     }
-    r->obs[r->n_obs++] = (struct check_obs){s->t_ms, s->latency_us, s->ok};
+    int64_t latency_ms = s->latency_us > 0 ? (s->latency_us + 999) / 1000 : 0;
+    r->obs[r->n_obs++] = (struct check_obs){s->t_ms, s->t_ms + latency_ms, s->latency_us, s->ok};
     if (s->ok)
         r->n_ok++;
     else
@@ -159,11 +160,29 @@ static const char *top_error(const struct check_result *r)
     return msg;
 }
 
+void check_set_in_flight_at_end(struct check_result *r, size_t n)
+{
+    r->in_flight_at_end = n;
+}
+
+/* Says in the reason that late samples were left out: a verdict must not
+ * look as if it had seen them. */
+static void note_in_flight(struct check_result *r)
+{
+    if (!r->in_flight_at_end)
+        return;
+    size_t len = strlen(r->reason);
+    snprintf(r->reason + len, sizeof r->reason - len,
+             "; %zu sample%s still in flight when the window ended, not counted",
+             r->in_flight_at_end, r->in_flight_at_end == 1 ? "" : "s");
+}
+
 void check_judge(struct check_result *r, const char *window)
 {
     if (r->n_obs == 0) {
         r->verdict = CHECK_FAILED;
         snprintf(r->reason, sizeof r->reason, "no samples %s", window);
+        note_in_flight(r);
         return;
     }
     char why[384];
@@ -174,6 +193,7 @@ void check_judge(struct check_result *r, const char *window)
         snprintf(r->reason, sizeof r->reason, "%s %s; most common failure: %s", why, window, err);
     else
         snprintf(r->reason, sizeof r->reason, "%s %s", why, window);
+    note_in_flight(r);
 }
 
 bool check_eventually_met(struct check_result *r)
@@ -199,6 +219,7 @@ void check_eventually_expired(struct check_result *r, const char *window)
     r->verdict = CHECK_FAILED;
     snprintf(r->reason, sizeof r->reason, "did not hold within %s %s (%zu samples)%s%s", d, window,
              r->n_obs, err ? "; last failures: " : "", err ? err : "");
+    note_in_flight(r);
 }
 
 bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t started_ms)
@@ -208,10 +229,12 @@ bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t start
         return false;
     if (c->for_ms > 0 && now_ms - started_ms < c->for_ms)
         return false; /* the condition must have had a chance to hold for the whole period */
-    size_t from = 0;
+    /* obs are kept in the order their outcomes came, so the window is a
+     * suffix: every outcome observed since now - for. */
+    size_t from = r->n_obs;
     if (c->for_ms > 0)
-        while (from < r->n_obs && r->obs[from].t_ms < now_ms - c->for_ms)
-            from++;
+        while (from > 0 && r->obs[from - 1].done_ms >= now_ms - c->for_ms)
+            from--;
     else
         from = r->n_obs - 1;
     if (from >= r->n_obs)
@@ -256,6 +279,7 @@ json_t *check_summary_json(const struct check_result *r, int64_t base_ms)
         json_array_append_new(errs, json_pack("{s:s, s:I}", "error", "(other errors)", "count",
                                               (json_int_t)r->other_errors));
     json_object_set_new(j, "errors", errs);
+    json_object_set_new(j, "in_flight_at_end", json_integer((json_int_t)r->in_flight_at_end));
     return j;
 }
 

@@ -14,9 +14,13 @@
 
 enum check_verdict { CHECK_PENDING, CHECK_PASSED, CHECK_FAILED, CHECK_SKIPPED };
 
-/* One kept observation (the sample's error text is kept in a per-error tally). */
+/* One kept observation (the sample's error text is kept in a per-error tally).
+ * A sample belongs to the time its outcome was observed (done_ms), not to
+ * the time its probe started: a probe that waits out a frozen server and
+ * succeeds after the revert saw the system after the revert. */
 struct check_obs {
-    int64_t t_ms;
+    int64_t t_ms;        /* monotonic ms when the probe started */
+    int64_t done_ms;     /* monotonic ms when its outcome was observed */
     int64_t latency_us;
     bool ok;
 };
@@ -37,12 +41,16 @@ struct check_result {
     } errors[CHECK_MAX_ERROR_KINDS];
     size_t n_error_kinds;
     size_t other_errors; /* failures whose message did not fit the tally */
+    /* Samples started in the window whose outcome had not come when it
+     * ended: not counted (not in obs), only reported. */
+    size_t in_flight_at_end;
 };
 
 void check_result_init(struct check_result *r, const struct check *c);
 void check_result_free(struct check_result *r);
 
-/* Records a sample. Returns 0 or -ENOMEM. */
+/* Records a sample; its outcome counts as observed at s->t_ms plus its
+ * latency. Returns 0 or -ENOMEM. */
 int check_result_add(struct check_result *r, const struct sample *s);
 
 /* Nearest-rank latency statistic over all samples, in microseconds; -1 when
@@ -59,10 +67,16 @@ bool check_eventually_met(struct check_result *r);
 /* Eventually mode: the window ended with no successful sample. */
 void check_eventually_expired(struct check_result *r, const char *window);
 
-/* abort_when: evaluates the check's conditions over the samples of the last
- * for_ms (every sample when for_ms is 0, only once sampling has gone on for
- * for_ms). now_ms and started_ms are monotonic. Returns true when the abort
- * condition holds; reason then explains it. */
+/* The window ended with n samples still in flight: they are not counted,
+ * and the reason check_judge / check_eventually_expired give says so. */
+void check_set_in_flight_at_end(struct check_result *r, size_t n);
+
+/* abort_when: evaluates the check's conditions over the samples whose
+ * outcome was observed in the last for_ms, whenever their probe started
+ * (only the latest sample when for_ms is 0; only once sampling has gone on
+ * for for_ms). now_ms and started_ms are monotonic. Returns true when the
+ * abort condition holds; verdict is then CHECK_FAILED and reason explains
+ * it. */
 bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t started_ms);
 
 /* The samples summary for reports: count, ok, ratio, latency stats, errors,

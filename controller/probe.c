@@ -120,6 +120,11 @@ const char *probe_kind(const struct probe *p)
     return kinds[p->kind]->name;
 }
 
+int probe_max_in_flight(const struct probe *p)
+{
+    return kinds[p->kind]->max_in_flight;
+}
+
 const char *probe_describe(const struct probe *p)
 {
     return kinds[p->kind]->describe(p->impl);

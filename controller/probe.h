@@ -38,6 +38,12 @@ const char *const *probe_expect_keys(const struct probe *p);
 /* "http" or "command". */
 const char *probe_kind(const struct probe *p);
 
+/* How many samples of one check may be in flight at once; a tick that finds
+ * this many still running is skipped (and counted), so a probe slower than
+ * its every cannot pile up: 1 for command (each is a process), 8 for http
+ * (a frozen server still gets overlapping looks, within a bound). */
+int probe_max_in_flight(const struct probe *p);
+
 /* One line for people: "GET http://127.0.0.1:8080/checkout", "command ./check.sh". */
 const char *probe_describe(const struct probe *p);
 

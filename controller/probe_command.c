@@ -567,6 +567,7 @@ static int cmd_start(void *state, const struct probe *p, const void *impl, probe
 const struct probe_ops probe_command_ops = {
     .name = "command",
     .expect_keys = cmd_expect_keys,
+    .max_in_flight = 1,
     .parse = cmd_parse,
     .describe = cmd_describe,
     .to_json = cmd_to_json,

@@ -695,6 +695,7 @@ fail:
 const struct probe_ops probe_http_ops = {
     .name = "http",
     .expect_keys = http_expect_keys,
+    .max_in_flight = 8,
     .parse = http_parse,
     .describe = http_describe,
     .to_json = http_to_json,

@@ -16,6 +16,7 @@
 struct probe_ops {
     const char *name;               /* the key in the probe object: "http", "command" */
     const char *const *expect_keys; /* NULL-terminated per-sample condition keys */
+    int max_in_flight;              /* samples of one check at once (see probe.h) */
 
     /* Parses the kind's object (the value of "http") and its per-sample
      * conditions in expect (NULL when there is none; keys not in expect_keys

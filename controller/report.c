@@ -107,6 +107,8 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
     for (size_t i = 0; i < r->n_checks; i++) {
         const struct check_run *cr = &r->checks[i];
         json_t *samples = check_summary_json(&cr->res, r->mono_start_ms);
+        if (samples)
+            json_object_set_new(samples, "ticks_skipped", json_integer((json_int_t)cr->ticks_skipped));
         json_array_append_new(
             checks, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "name",
                               cr->check->name, "section", section_name(cr->check->section),

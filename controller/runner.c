@@ -139,6 +139,7 @@ static void finalize(struct check_run *cr)
         return;
     cr->finalized = true;
     cr->ended_ms = rel_ms(cr->run);
+    check_set_in_flight_at_end(&cr->res, (size_t)cr->in_flight);
     if (cr->check->section == SECTION_ABORT) {
         if (cr->res.verdict == CHECK_PENDING) {
             cr->res.verdict = CHECK_PASSED;
@@ -154,6 +155,11 @@ static void finalize(struct check_run *cr)
     check_finalized(cr->run, cr);
 }
 
+/* The window closes now and is judged at once: a sample counts only if
+ * its outcome was observed inside the window. Samples still in flight
+ * started inside it but would report on the system after it (a probe that
+ * waited out a frozen server answers after the revert), so they are left
+ * out and the verdict says how many (check_set_in_flight_at_end). */
 static void stop_sampling(struct check_run *cr)
 {
     struct loop *loop = cr->run->loop;
@@ -163,9 +169,7 @@ static void stop_sampling(struct check_run *cr)
         loop_cancel_timer(loop, cr->end_timer);
     cr->tick_timer = cr->end_timer = 0;
     cr->sampling = false;
-    /* Samples in flight started inside the window: wait for them to count. */
-    if (cr->in_flight == 0)
-        finalize(cr);
+    finalize(cr);
 }
 
 static void on_sample(const struct sample *s, void *arg)
@@ -173,34 +177,36 @@ static void on_sample(const struct sample *s, void *arg)
     struct check_run *cr = arg;
     struct run *run = cr->run;
     cr->in_flight--;
-    if (cr->finalized)
-        return;
+    if (cr->finalized || !cr->sampling)
+        return; /* observed after its window: reported as in flight, not counted */
     if (check_result_add(&cr->res, s) < 0) {
         abort_run(run, "out of memory recording samples of '%s'", cr->check->name);
         return;
     }
-    if (cr->check->section == SECTION_ABORT && cr->sampling) {
+    if (cr->check->section == SECTION_ABORT) {
         if (check_abort_triggered(&cr->res, loop_now_ms(), cr->mono_start)) {
+            /* Judged: the report shows it triggered, not "not judged". */
+            cr->finalized = true;
+            cr->sampling = false;
+            cr->ended_ms = rel_ms(run);
             abort_run(run, "abort_when '%s' triggered: %s", cr->check->name, cr->res.reason);
-            return;
         }
     } else if (is_eventually(cr) && check_eventually_met(&cr->res)) {
         stop_sampling(cr);
-        finalize(cr);
-        return;
     }
-    if (!cr->sampling && cr->in_flight == 0)
-        finalize(cr);
 }
 
 static void on_tick(struct loop *loop, void *arg)
 {
     struct check_run *cr = arg;
     cr->tick_timer = 0;
-    if (!cr->sampling)
-        return;
+    int64_t now = loop_now_ms();
+    if (!cr->sampling || (cr->window_end >= 0 && now >= cr->window_end))
+        return; /* a sample started now could not report inside the window */
     struct chaos_err err = {0};
-    if (probe_start(cr->run->probes, cr->check->probe, on_sample, cr, &err) < 0) {
+    if (cr->in_flight >= probe_max_in_flight(cr->check->probe)) {
+        cr->ticks_skipped++; /* the probe is slower than every: no pile-up */
+    } else if (probe_start(cr->run->probes, cr->check->probe, on_sample, cr, &err) < 0) {
         /* A probe that cannot even start is a failed sample, not a crash. */
         struct sample s = {.t_ms = loop_now_ms(), .status = -1};
         snprintf(s.error, sizeof s.error, "%s", err.msg);
@@ -213,7 +219,7 @@ static void on_tick(struct loop *loop, void *arg)
     }
     /* Ticks stay on the grid start + k*every, whatever each sample costs. */
     cr->next_tick += cr->check->every_ms;
-    int64_t now = loop_now_ms();
+    now = loop_now_ms();
     if (cr->next_tick < now)
         cr->next_tick = now;
     cr->tick_timer = loop_add_timer(loop, cr->next_tick, on_tick, cr);
@@ -238,6 +244,7 @@ static void start_check(struct check_run *cr, int64_t length_ms)
     cr->started_ms = now - run->mono_start;
     if (is_eventually(cr) && (length_ms < 0 || cr->check->within_ms < length_ms))
         length_ms = cr->check->within_ms;
+    cr->window_end = length_ms >= 0 ? now + length_ms : -1;
     if (length_ms >= 0)
         cr->end_timer = loop_add_timer(run->loop, now + length_ms, on_window_end, cr);
     cr->tick_timer = loop_add_timer(run->loop, now, on_tick, cr);
@@ -730,63 +737,4 @@ void run_result_free(struct run_result *r)
     free(r->checks);
     json_decref(r->timeline);
     free(r);
-}
-
-/* ---- --dry-run ---- */
-
-void runner_print_plan(const struct scenario *s, FILE *out)
-{
-    char a[32], b[32];
-    fprintf(out, "Plan for scenario '%s' (%s); nothing will be touched.\n", s->name, s->path);
-    if (s->description[0])
-        fprintf(out, "  %s\n", s->description);
-    fprintf(out, "\n1. Steady state before the faults:\n");
-    if (!s->n_steady)
-        fprintf(out, "   (none)\n");
-    for (size_t i = 0; i < s->n_steady; i++) {
-        duration_format(s->steady[i].for_ms, a, sizeof a);
-        duration_format(s->steady[i].every_ms, b, sizeof b);
-        fprintf(out, "   - '%s': %s every %s for %s\n", s->steady[i].name,
-                probe_describe(s->steady[i].probe), b, a);
-    }
-    duration_format(scenario_fault_phase_ms(s), a, sizeof a);
-    fprintf(out, "\n2. Fault phase (%s):\n", a);
-    for (size_t i = 0; i < s->n_faults; i++) {
-        const struct scenario_fault *f = &s->faults[i];
-        duration_format(f->at_ms, a, sizeof a);
-        int64_t active = scenario_fault_active_ms(s, i);
-        if (f->duration_ms >= 0) {
-            duration_format(f->duration_ms, b, sizeof b);
-            fprintf(out, "   - at +%s: '%s' (%s) for %s, then reverted by the engine\n", a,
-                    f->name, f->kind, b);
-        } else if (active > 0) {
-            duration_format(active, b, sizeof b);
-            fprintf(out, "   - at +%s: '%s' (%s), repeated over %s\n", a, f->name, f->kind, b);
-        } else {
-            fprintf(out, "   - at +%s: '%s' (%s), once\n", a, f->name, f->kind);
-        }
-        char what[512];
-        fault_spec_plan(f->spec, what, sizeof what);
-        if (what[0])
-            fprintf(out, "     %s\n", what);
-    }
-    for (size_t i = 0; i < s->n_expect; i++) {
-        const struct check *c = &s->expect[i];
-        duration_format(c->every_ms, b, sizeof b);
-        if (c->during >= 0)
-            fprintf(out, "   - expect '%s' during '%s': %s every %s\n", c->name,
-                    s->faults[c->during].name, probe_describe(c->probe), b);
-        else if (c->after >= 0)
-            fprintf(out, "   - expect '%s' after '%s': %s every %s\n", c->name,
-                    s->faults[c->after].name, probe_describe(c->probe), b);
-        else
-            fprintf(out, "   - expect '%s' throughout: %s every %s\n", c->name,
-                    probe_describe(c->probe), b);
-    }
-    for (size_t i = 0; i < s->n_abort; i++) {
-        duration_format(s->abort_when[i].every_ms, b, sizeof b);
-        fprintf(out, "   - abort when '%s': %s every %s\n", s->abort_when[i].name,
-                probe_describe(s->abort_when[i].probe), b);
-    }
-    fprintf(out, "\n3. Recovery: every fault reverted, then the steady state checked again.\n");
 }

@@ -46,7 +46,9 @@ struct check_run {
     struct run *run;
     bool sampling, finalized;
     int64_t mono_start, next_tick;
+    int64_t window_end;   /* monotonic ms the window closes; -1 while open-ended */
     int in_flight;
+    size_t ticks_skipped; /* ticks with the probe's bound of samples in flight */
     uint64_t tick_timer, end_timer;
 };
 

@@ -139,6 +139,56 @@ Test(check, abort_uses_the_last_for_window_only)
     check_result_free(&r);
 }
 
+/* Issue 13: with every 100ms, for 500ms and a probe that times out after 1s,
+ * every sample started more than `for` before its outcome came. The window
+ * holds the outcomes observed in it, whenever their probe started. */
+Test(check, abort_judges_outcomes_observed_in_the_window_however_slow)
+{
+    struct check c = make_check(SECTION_ABORT, CMP_LT, 1);
+    c.for_ms = 500;
+    struct check_result r;
+    check_result_init(&r, &c);
+    bool triggered = false;
+    for (int k = 0; k < 40 && !triggered; k++) {
+        add(&r, k * 100, 1000000, false, "timed out after 1s");
+        triggered = check_abort_triggered(&r, k * 100 + 1000, 0);
+    }
+    cr_expect(triggered, "40 timed-out samples never triggered: %s", r.reason);
+    cr_expect_eq(r.verdict, CHECK_FAILED);
+    cr_expect(strstr(r.reason, "over the last 500ms; most common failure: timed out after 1s"),
+              "%s", r.reason);
+    check_result_free(&r);
+}
+
+/* Samples whose outcome had not come when the window ended are left out,
+ * and the verdict and the report say how many. */
+Test(check, in_flight_samples_are_reported_not_counted)
+{
+    struct check c = make_check(SECTION_EXPECT, CMP_GE, 0.9);
+    struct check_result r;
+    check_result_init(&r, &c);
+    add(&r, 0, 1000, true, NULL);
+    check_set_in_flight_at_end(&r, 3);
+    check_judge(&r, "during 'freeze'");
+    cr_expect_eq(r.verdict, CHECK_PASSED, "%s", r.reason);
+    cr_expect(strstr(r.reason, "(1/1 ok), wanted >= 0.9 during 'freeze'; 3 samples still in "
+                               "flight when the window ended, not counted"),
+              "%s", r.reason);
+    json_t *j = check_summary_json(&r, 0);
+    cr_expect_eq(json_integer_value(json_object_get(j, "in_flight_at_end")), 3);
+    cr_expect_eq(json_integer_value(json_object_get(j, "samples")), 1);
+    json_decref(j);
+    check_result_free(&r);
+
+    check_result_init(&r, &c);
+    check_set_in_flight_at_end(&r, 1);
+    check_judge(&r, "during 'freeze'");
+    cr_expect_eq(r.verdict, CHECK_FAILED);
+    cr_expect(strstr(r.reason, "no samples during 'freeze'; 1 sample still in flight"), "%s",
+              r.reason);
+    check_result_free(&r);
+}
+
 Test(check, abort_with_zero_for_triggers_on_one_sample)
 {
     struct check c = make_check(SECTION_ABORT, CMP_LT, 1);
