@@ -91,10 +91,14 @@ void engine_fault_describe(const struct engine_fault *f, char *buf, size_t size)
 
 /* Crash recovery: reverts every fault that journals under dir say is still
  * applied, for journals whose owner process is gone (or all of them when
- * all is true). Each reverted fault is described by a line passed to log
- * (may be NULL). Journals fully recovered are removed. Returns the number of
- * faults that could not be reverted, or a negative errno when dir cannot be
- * read. A missing dir is not an error. */
+ * all is true). log (may be NULL) gets a line for each fault reverted or
+ * not, and one line for every journal: what was done with it and why
+ * (skipped: its run still runs; or its run is gone, the pid recycled or
+ * now a thread of another process, its last record torn). Journals fully
+ * recovered are removed; one with a line that is no record, or that cannot
+ * be read, is kept and counted as a failure. Returns the number of faults
+ * that could not be reverted plus the journals kept unread, or a negative
+ * errno when dir cannot be read. A missing dir is not an error. */
 int engine_recover_dir(const char *dir, bool all, void (*log)(const char *line, void *arg),
                        void *arg, struct chaos_err *err);
 

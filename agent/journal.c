@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "loop.h"
+#include "proc_stat.h"
 #include "util.h"
 
 struct journal {
@@ -21,39 +22,43 @@ struct journal {
 
 int journal_proc_start_time(int pid, unsigned long long *start)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? -ESRCH : -errno;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -ESRCH;
-    buf[n] = '\0';
-    /* comm may hold spaces and parentheses: fields start after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -EINVAL;
-    p++;
-    /* After ')' come fields 3.. separated by spaces; starttime is field 22. */
-    for (int field = 2; field < 22; field++) {
-        p = strchr(p + 1, ' ');
-        if (!p)
-            return -EINVAL;
-    }
-    *start = strtoull(p + 1, NULL, 10);
+    struct proc_stat ps;
+    int r = proc_stat_read(pid, &ps);
+    if (r < 0)
+        return r;
+    *start = ps.start;
     return 0;
+}
+
+enum journal_owner_state journal_owner_check(const struct journal_owner *o, int *tgid)
+{
+    if (o->pid <= 0)
+        return JOURNAL_OWNER_NONE;
+    struct proc_stat ps;
+    int r = proc_stat_read(o->pid, &ps);
+    if (r == -ESRCH)
+        return JOURNAL_OWNER_GONE;
+    if (r < 0)
+        return JOURNAL_OWNER_UNKNOWN;
+    /* /proc/TID/stat exists for every thread, though /proc lists only
+     * processes: a pid reused as a thread id is not our run either. */
+    pid_t g;
+    r = proc_stat_tgid(o->pid, &g);
+    if (r == -ESRCH)
+        return JOURNAL_OWNER_GONE;
+    if (r < 0)
+        return JOURNAL_OWNER_UNKNOWN;
+    if (g != o->pid) {
+        if (tgid)
+            *tgid = (int)g;
+        return JOURNAL_OWNER_THREAD;
+    }
+    return ps.start == o->start ? JOURNAL_OWNER_ALIVE : JOURNAL_OWNER_RECYCLED;
 }
 
 bool journal_owner_alive(const struct journal_owner *o)
 {
-    if (o->pid <= 0)
-        return false;
-    unsigned long long start;
-    if (journal_proc_start_time(o->pid, &start) < 0)
-        return false;
-    return start == o->start;
+    return journal_owner_check(o, NULL) == JOURNAL_OWNER_ALIVE;
 }
 
 static int mkdir_parents(const char *dir)
@@ -175,14 +180,37 @@ int journal_record_revert(struct journal *j, const char *id, struct chaos_err *e
     return append_line(j, rec, err);
 }
 
-int journal_read_pending(const char *path, struct journal_owner *owner, journal_pending_cb cb,
-                         void *arg, size_t *n_pending, struct chaos_err *err)
+/* Takes one complete line into pending/order (or info). Returns false when
+ * it is not a journal record. */
+static bool take_line(const char *line, json_t *pending, json_t *order, struct journal_info *info)
 {
+    _cleanup_json_ json_t *rec = json_loads(line, 0, NULL);
+    const char *op = json_string_value(json_object_get(rec, "op"));
+    const char *id = json_string_value(json_object_get(rec, "id"));
+    if (!op)
+        return false;
+    if (strcmp(op, "open") == 0) {
+        info->owner.pid = (int)json_integer_value(json_object_get(rec, "pid"));
+        info->owner.start = (unsigned long long)json_integer_value(json_object_get(rec, "start"));
+    } else if (id && strcmp(op, "apply") == 0) {
+        if (!json_object_get(pending, id))
+            json_array_append_new(order, json_string(id));
+        json_object_set(pending, id, rec);
+    } else if (id && strcmp(op, "revert") == 0) {
+        json_object_del(pending, id);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+int journal_read(const char *path, struct journal_info *info_out, journal_pending_cb cb, void *arg,
+                 struct chaos_err *err)
+{
+    struct journal_info info = {0};
     FILE *f = fopen(path, "re");
     if (!f)
         return chaos_err_set(err, errno, "journal %s: %s", path, strerror(errno));
-    if (owner)
-        *owner = (struct journal_owner){0};
     /* id -> apply record, in order of first apply; reverts delete the entry. */
     _cleanup_json_ json_t *pending = json_object();
     _cleanup_json_ json_t *order = json_array();
@@ -191,46 +219,55 @@ int journal_read_pending(const char *path, struct journal_owner *owner, journal_
         return chaos_err_set(err, ENOMEM, "out of memory");
     }
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, lineno = 0;
     ssize_t len;
+    errno = 0;
     while ((len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n')
-            break; /* torn final write: the fault it described was never applied */
-        json_t *rec = json_loads(line, 0, NULL);
-        if (!rec)
-            continue;
-        const char *op = json_string_value(json_object_get(rec, "op"));
-        const char *id = json_string_value(json_object_get(rec, "id"));
-        if (op && strcmp(op, "open") == 0 && owner) {
-            owner->pid = (int)json_integer_value(json_object_get(rec, "pid"));
-            owner->start = (unsigned long long)json_integer_value(json_object_get(rec, "start"));
-        } else if (op && id && strcmp(op, "apply") == 0) {
-            if (!json_object_get(pending, id))
-                json_array_append_new(order, json_string(id));
-            json_object_set(pending, id, rec);
-        } else if (op && id && strcmp(op, "revert") == 0) {
-            json_object_del(pending, id);
+        lineno++;
+        if (line[len - 1] != '\n') {
+            info.torn = true; /* torn final write: the fault it described was never applied */
+            break;
         }
-        json_decref(rec);
+        if (!take_line(line, pending, order, &info) && !info.bad_lines++)
+            info.first_bad_line = lineno;
     }
+    int read_errno = ferror(f) ? (errno ? errno : EIO) : 0;
     free(line);
     fclose(f);
+    if (read_errno)
+        return chaos_err_set(err, read_errno, "journal %s: %s", path, strerror(read_errno));
 
     int failures = 0;
-    size_t n = 0, i;
+    size_t i;
     json_t *idv;
     json_array_foreach(order, i, idv) {
         json_t *rec = json_object_get(pending, json_string_value(idv));
         if (!rec)
             continue;
-        n++;
+        info.n_pending++;
         if (!cb)
             continue;
         const char *kind = json_string_value(json_object_get(rec, "kind"));
         if (cb(json_string_value(idv), kind ? kind : "", json_object_get(rec, "undo"), arg) != 0)
             failures++;
     }
-    if (n_pending)
-        *n_pending = n;
+    if (info_out)
+        *info_out = info;
     return failures;
+}
+
+int journal_read_pending(const char *path, struct journal_owner *owner, journal_pending_cb cb,
+                         void *arg, size_t *n_pending, struct chaos_err *err)
+{
+    struct journal_info info;
+    if (owner)
+        *owner = (struct journal_owner){0};
+    int r = journal_read(path, &info, cb, arg, err);
+    if (r < 0)
+        return r;
+    if (owner)
+        *owner = info.owner;
+    if (n_pending)
+        *n_pending = info.n_pending;
+    return r;
 }

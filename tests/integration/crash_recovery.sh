@@ -77,3 +77,70 @@ kill -TERM "$CPID"
 wait "$CPID" || true
 is_running "$VPID" || fail "victim not resumed by SIGTERM"
 ok "recover leaves a live run's faults alone"
+
+# 4. chaos recover says one line per journal: what it reverted, what it
+# skipped and why. Journals written here by hand, each with a real pause.
+start_field22() { python3 -c 'import sys; s=open("/proc/%s/stat"%sys.argv[1]).read(); print(s[s.rindex(")")+2:].split()[19])' "$1"; }
+# journal FILE OWNER_PID OWNER_START VICTIM [EXTRA_LINES]: an open record and
+# a pause of VICTIM (which this function stops, as the run would have).
+journal() {
+    local vstart
+    vstart=$(start_field22 "$4")
+    kill -STOP "$4"
+    wait_until 3 is_stopped "$4"
+    {
+        echo "{\"op\":\"open\",\"pid\":$2,\"start\":$3,\"at\":1}"
+        echo "{\"op\":\"apply\",\"id\":\"f1-$2\",\"kind\":\"process\",\"undo\":{\"pids\":[{\"pid\":$4,\"start\":$vstart,\"comm\":\"x\"}]},\"deadline\":1,\"at\":1}"
+        printf '%b' "${5:-}"
+    } >"$1"
+}
+J=$CHAOS_STATE_DIR/journal
+rm -rf "$J" && mkdir -p "$J"
+
+# a) the owner pid is now a thread of another process (with that thread's
+#    own start time: only the thread check tells it from the owner)
+python3 -c 'import threading,time; threading.Thread(target=time.sleep,args=(600,)).start(); time.sleep(600)' &
+TPROC=$!
+OWNED_PIDS+=("$TPROC")
+has_thread() { [[ $(ls "/proc/$1/task" | wc -l) -ge 2 ]]; }
+wait_until 5 has_thread "$TPROC"
+TID=$(ls /proc/$TPROC/task | grep -vx "$TPROC" | head -1)
+start_victim ct-th-$$
+v_thread=$VPID
+journal "$J/run-thread.jsonl" "$TID" "$(start_field22 "$TID")" "$v_thread"
+# b) the owner pid was recycled: a live process with another start time
+start_victim ct-rc-$$
+v_recyc=$VPID
+journal "$J/run-recycled.jsonl" "$TPROC" 1 "$v_recyc"
+# c) the owner is gone and the last record was cut short by the crash
+start_victim ct-tn-$$
+v_torn=$VPID
+journal "$J/run-torn.jsonl" 4194304 1 "$v_torn" '{"op":"apply","id":"f2-4194304","kind":"pro'
+# d) a line that is no journal record: what it said cannot be known
+start_victim ct-bd-$$
+v_bad=$VPID
+journal "$J/run-bad.jsonl" 4194304 1 "$v_bad" 'this is not json\n'
+# e) not readable at all (a folder by that name)
+mkdir "$J/run-dir.jsonl"
+
+rc=0
+"$CHAOS" recover >"$T/rec4" 2>&1 || rc=$?
+cat "$T/rec4"
+[[ $rc == 3 ]] || fail "recover exited $rc, want 3 (one journal kept, one unreadable)"
+line() { grep -F "$J/$1: " "$T/rec4" | grep -v "reverted process fault" || true; }
+[[ $(line run-thread.jsonl) == *"is gone (the pid is now a thread of process $TPROC); reverted 1 fault; removed the journal" ]] ||
+    fail "thread line: '$(line run-thread.jsonl)'"
+[[ $(line run-recycled.jsonl) == *"is gone (the pid was recycled: another process has it now); reverted 1 fault; removed the journal" ]] ||
+    fail "recycled line: '$(line run-recycled.jsonl)'"
+[[ $(line run-torn.jsonl) == *"(pid 4194304) is gone; reverted 1 fault; its last record was cut short by the crash"*"removed the journal" ]] ||
+    fail "torn line: '$(line run-torn.jsonl)'"
+[[ $(line run-bad.jsonl) == *"reverted 1 fault, failed 0; KEPT the journal: line 3 is not a journal record"* ]] ||
+    fail "bad-line line: '$(line run-bad.jsonl)'"
+[[ $(line run-dir.jsonl) == *"skipped, cannot read it"*"kept it"* ]] || fail "unreadable line: '$(line run-dir.jsonl)'"
+for v in "$v_thread" "$v_recyc" "$v_torn" "$v_bad"; do
+    is_running "$v" || fail "victim $v still $(proc_state "$v") after recover"
+done
+[[ ! -e $J/run-thread.jsonl && ! -e $J/run-recycled.jsonl && ! -e $J/run-torn.jsonl ]] ||
+    fail "a recovered journal stayed: $(ls "$J")"
+[[ -e $J/run-bad.jsonl && -d $J/run-dir.jsonl ]] || fail "an unreadable journal was deleted"
+ok "recover says one line per journal (thread, recycled, torn, unreadable) and keeps what it cannot read"
