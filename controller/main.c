@@ -177,8 +177,10 @@ static int cmd_recover(int argc, char **argv)
         return EXIT_ABORTED;
     }
     if (failed) {
-        fprintf(stderr, "chaos: recover: %d fault%s could not be reverted (see above)\n", failed,
-                failed == 1 ? "" : "s");
+        fprintf(stderr,
+                "chaos: recover: %d fault%s could not be reverted or journal%s could not be "
+                "read (see above); their journals were kept\n",
+                failed, failed == 1 ? "" : "s", failed == 1 ? "" : "s");
         return EXIT_ABORTED;
     }
     return EXIT_HELD;
