@@ -286,6 +286,14 @@ static int http_parse(const json_t *obj, const json_t *expect, void **out, struc
         goto fail;
     if ((r = parse_expect(expect, hp, err)) < 0)
         goto fail;
+    if (strcmp(hp->method, "HEAD") == 0 && (hp->body_contains || hp->body_regex_src)) {
+        /* A HEAD answer has no body: the check could never hold. */
+        r = chaos_err_set(err, EINVAL,
+                          "expect.%s: a HEAD request gets no body to check; use GET, or check "
+                          "status only",
+                          hp->body_contains ? "body_contains" : "body_regex");
+        goto fail;
+    }
     size_t n = strlen(hp->method) + strlen(hp->url) + 2;
     if (!(hp->desc = malloc(n))) {
         r = chaos_err_set(err, ENOMEM, "probe.http: out of memory");

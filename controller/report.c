@@ -54,10 +54,10 @@ void report_print_verdict(const struct scenario *s, const struct run_result *r, 
         const struct check_run *cr = &r->checks[i];
         if (cr->check->section == SECTION_ABORT && cr->res.verdict == CHECK_PASSED)
             continue; /* an abort condition that never triggered is not news */
-        const char *mark = cr->res.verdict == CHECK_PASSED   ? "ok  "
+        const char *mark = cr->res.verdict == CHECK_PASSED ? "ok  "
+                           : cr->res.verdict != CHECK_FAILED ? "skip"
                            : cr->check->section == SECTION_ABORT ? "TRIGGERED"
-                           : cr->res.verdict == CHECK_FAILED ? "FAIL"
-                                                             : "skip";
+                                                                 : "FAIL";
         const char *what = cr->check->section == SECTION_STEADY ? "steady state"
                            : cr->check->section == SECTION_EXPECT ? "expect"
                                                                   : "abort_when";
@@ -70,8 +70,27 @@ void report_print_verdict(const struct scenario *s, const struct run_result *r, 
             fprintf(out, ": %s", f->description);
         if (f->error[0])
             fprintf(out, " (%s)", f->error);
+        if (f->n_rounds_failed)
+            fprintf(out, " [%zu of %zu rounds FAILED]", f->n_rounds_failed, f->n_rounds);
         fputc('\n', out);
+        /* A repeated action lists every round: a round that hit nothing
+         * must be as visible as the ones that did. */
+        for (size_t k = 0; f->n_rounds > 1 && k < json_array_size(f->rounds); k++) {
+            const json_t *rd = json_array_get(f->rounds, k);
+            fprintf(out, "    round %lld %s: %s\n",
+                    (long long)json_integer_value(json_object_get(rd, "round")),
+                    json_is_true(json_object_get(rd, "ok")) ? "ok" : "FAILED",
+                    json_string_value(json_object_get(rd, "detail")));
+        }
     }
+}
+
+/* A tripped abort_when is "triggered": it did its job, nothing "failed". */
+static const char *verdict_name(const struct check_run *cr)
+{
+    if (cr->check->section == SECTION_ABORT && cr->res.verdict == CHECK_FAILED)
+        return "triggered";
+    return check_verdict_str(cr->res.verdict);
 }
 
 static json_t *ms_or_null(int64_t ms)
@@ -95,14 +114,16 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
     for (size_t i = 0; i < r->n_faults; i++) {
         const struct fault_record *f = &r->faults[i];
         json_array_append_new(
-            faults, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:O}", "name",
+            faults, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:O, s:o, s:I}",
+                              "name",
                               f->fault->name, "kind", f->fault->kind, "at_ms",
                               (json_int_t)f->fault->at_ms, "duration_ms",
                               ms_or_null(f->fault->duration_ms), "planned_ms",
                               ms_or_null(f->planned_ms), "applied_ms", ms_or_null(f->applied_ms),
                               "ended_ms", ms_or_null(f->ended_ms), "outcome", fault_outcome(f),
                               "description", f->description, "error", f->error, "events",
-                              f->events));
+                              f->events, "rounds", f->rounds ? json_incref(f->rounds) : json_array(), "rounds_failed",
+                              (json_int_t)f->n_rounds_failed));
     }
     for (size_t i = 0; i < r->n_checks; i++) {
         const struct check_run *cr = &r->checks[i];
@@ -113,15 +134,17 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
             checks, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "name",
                               cr->check->name, "section", section_name(cr->check->section),
                               "phase", phase_name(cr->phase), "window", cr->window, "verdict",
-                              check_verdict_str(cr->res.verdict), "reason", cr->res.reason,
+                              verdict_name(cr), "reason", cr->res.reason,
                               "started_ms", ms_or_null(cr->started_ms), "ended_ms",
                               ms_or_null(cr->ended_ms), "probe", probe_to_json(cr->check->probe),
                               "samples", samples ? samples : json_null()));
     }
-    return json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:I, s:i, s:s, s:b, s:b, s:s, s:O, s:o, s:o}",
+    return json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:I, s:i, s:s, s:I, s:b, s:b, s:s, s:O, s:o, "
+                     "s:o}",
                      "report_version", 1, "scenario", "name", s->name, "file", s->path,
                      "description", s->description, "started_at", started, "duration_ms",
                      (json_int_t)r->duration_ms, "exit_code", r->exit_code, "verdict", r->verdict,
+                     "checks_judged", (json_int_t)r->checks_judged,
                      "aborted", r->aborted, "interrupted", r->interrupted, "abort_reason",
                      r->abort_reason, "timeline", r->timeline, "faults", faults, "checks", checks);
 }
@@ -194,6 +217,28 @@ static void bxml(struct buf *b, const char *s)
     }
 }
 
+/* One testcase per round of a repeated action, an <error> for each round
+ * that failed: CI shows the rounds that hit nothing. */
+static void junit_rounds(struct buf *b, const struct scenario *s, const struct fault_record *f)
+{
+    for (size_t k = 0; f->n_rounds > 1 && k < json_array_size(f->rounds); k++) {
+        const json_t *rd = json_array_get(f->rounds, k);
+        bprintf(b, "    <testcase classname=\"");
+        bxml(b, s->name);
+        bprintf(b, ".faults\" name=\"");
+        bxml(b, f->fault->name);
+        bprintf(b, " round %lld\" time=\"0\"",
+                (long long)json_integer_value(json_object_get(rd, "round")));
+        if (json_is_true(json_object_get(rd, "ok"))) {
+            bprintf(b, "/>\n");
+            continue;
+        }
+        bprintf(b, ">\n      <error message=\"");
+        bxml(b, json_string_value(json_object_get(rd, "detail")));
+        bprintf(b, "\" type=\"round_failed\"/>\n    </testcase>\n");
+    }
+}
+
 int report_write_junit(const struct scenario *s, const struct run_result *r, const char *path,
                        struct chaos_err *err)
 {
@@ -208,6 +253,10 @@ int report_write_junit(const struct scenario *s, const struct run_result *r, con
     for (size_t i = 0; i < r->n_faults; i++) {
         tests++;
         errors += r->faults[i].apply_failed || r->faults[i].revert_failed;
+        if (r->faults[i].n_rounds > 1) {
+            tests += r->faults[i].n_rounds;
+            errors += r->faults[i].n_rounds_failed;
+        }
     }
     if (r->aborted) {
         tests++;
@@ -275,6 +324,7 @@ int report_write_junit(const struct scenario *s, const struct run_result *r, con
         } else {
             bprintf(&b, "/>\n");
         }
+        junit_rounds(&b, s, f);
     }
     if (r->aborted) {
         bprintf(&b, "    <testcase classname=\"");

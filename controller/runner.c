@@ -133,6 +133,22 @@ static bool is_eventually(const struct check_run *cr)
     return cr->check->within_ms >= 0 && cr->check->section != SECTION_ABORT;
 }
 
+/* A check judged during or after a fault some of whose rounds failed (and
+ * the scenario allowed it: on_round_failure "continue") says so. */
+static void note_failed_rounds(struct check_run *cr)
+{
+    int idx = cr->check->during >= 0 ? cr->check->during : cr->check->after;
+    if (idx < 0 || cr->phase != PHASE_FAULTS)
+        return;
+    const struct fault_record *fr = &cr->run->res->faults[idx];
+    if (!fr->n_rounds_failed)
+        return;
+    size_t len = strlen(cr->res.reason);
+    snprintf(cr->res.reason + len, sizeof cr->res.reason - len,
+             "; note: %zu of %zu rounds of '%s' failed to act", fr->n_rounds_failed, fr->n_rounds,
+             fr->fault->name);
+}
+
 static void finalize(struct check_run *cr)
 {
     if (cr->finalized)
@@ -152,6 +168,7 @@ static void finalize(struct check_run *cr)
     } else {
         check_judge(&cr->res, cr->window);
     }
+    note_failed_rounds(cr);
     check_finalized(cr->run, cr);
 }
 
@@ -354,6 +371,16 @@ static void fault_event(struct fault_record *fr, const char *what, const char *d
                                                  "detail", detail ? detail : ""));
 }
 
+static void fault_round(struct fault_record *fr, bool ok, const char *detail)
+{
+    fr->n_rounds++;
+    fr->n_rounds_failed += !ok;
+    json_array_append_new(fr->rounds, json_pack("{s:I, s:I, s:b, s:s}", "round",
+                                                 (json_int_t)fr->n_rounds, "t_ms",
+                                                 (json_int_t)rel_ms(fr->run), "ok", ok, "detail",
+                                                 detail ? detail : ""));
+}
+
 static void start_fault_checks(struct run *run, size_t idx, bool after)
 {
     for (size_t i = 0; i < run->res->n_checks; i++) {
@@ -388,17 +415,28 @@ static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const
         fr->applied_ms = rel_ms(run);
         snprintf(fr->description, sizeof fr->description, "%s", detail);
         fault_event(fr, "applied", detail);
+        fault_round(fr, true, detail);
         event(run, "fault '%s' applied: %s", name, detail);
         start_fault_checks(run, idx, false);
         break;
     case ENGINE_STEPPED:
         snprintf(fr->description, sizeof fr->description, "%s", detail);
         fault_event(fr, "stepped", detail);
+        fault_round(fr, true, detail);
         event(run, "fault '%s': %s", name, detail);
         break;
     case ENGINE_STEP_FAILED:
         fault_event(fr, "step_failed", detail);
-        event(run, "fault '%s': %s", name, detail);
+        fault_round(fr, false, detail);
+        event(run, "fault '%s': round %zu FAILED: %s", name, fr->n_rounds, detail);
+        /* A round that hit nothing means the experiment did not do what the
+         * scenario says: by default that ends it (exit 3) rather than let a
+         * "during" check pass over a fault that was not there. */
+        if (!fr->fault->rounds_may_fail)
+            abort_run(run,
+                      "fault '%s' round %zu failed: %s (set \"on_round_failure\": \"continue\" "
+                      "on the fault to go on)",
+                      name, fr->n_rounds, detail);
         break;
     case ENGINE_FINISHED:
     case ENGINE_REVERTED:
@@ -474,9 +512,9 @@ static void finish(struct run *run, int code)
             loop_cancel_timer(run->loop, run->fault_timers[i]);
             run->fault_timers[i] = 0;
         }
-    /* A revert that fails marks its record revert_failed (on_engine_event),
-     * which the loop below turns into exit code 3. */
-    engine_revert_all(run->engine);
+    /* Checks still open are not judged on a window the finish cut short
+     * (an abort must not let a half "during" window pass): they are closed
+     * before the reverts, whose events would otherwise judge them. */
     for (size_t i = 0; i < run->res->n_checks; i++) {
         struct check_run *cr = &run->res->checks[i];
         if (cr->tick_timer)
@@ -493,6 +531,9 @@ static void finish(struct run *run, int code)
                                        : "not judged: its window never came");
         }
     }
+    /* A revert that fails marks its record revert_failed (on_engine_event),
+     * which the loop below turns into exit code 3. */
+    engine_revert_all(run->engine);
     for (size_t i = 0; i < run->res->n_faults; i++)
         if (run->res->faults[i].revert_failed)
             code = 3;
@@ -593,7 +634,7 @@ static int build_result(struct run *run, struct chaos_err *err)
         fr->fault = &s->faults[i];
         fr->run = run;
         fr->planned_ms = fr->applied_ms = fr->ended_ms = -1;
-        if (!(fr->events = json_array()))
+        if (!(fr->events = json_array()) || !(fr->rounds = json_array()))
             return chaos_err_set(err, ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < s->n_steady; i++)
@@ -624,7 +665,12 @@ static void summarize(struct run_result *res)
         failed += v == CHECK_FAILED;
         skipped += v == CHECK_SKIPPED;
     }
-    if (res->exit_code == 3)
+    res->checks_judged = passed + failed;
+    if (res->exit_code == 0 && passed + failed + skipped == 0)
+        snprintf(res->verdict, sizeof res->verdict,
+                 "NOTHING CHECKED: the faults ran and were reverted, but the scenario has no "
+                 "steady_state or expect check");
+    else if (res->exit_code == 3)
         snprintf(res->verdict, sizeof res->verdict, "ABORTED: %s",
                  res->abort_reason[0] ? res->abort_reason : "a fault could not be reverted");
     else if (res->exit_code == 1)
@@ -729,8 +775,10 @@ void run_result_free(struct run_result *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; r->faults && i < r->n_faults; i++)
+    for (size_t i = 0; r->faults && i < r->n_faults; i++) {
         json_decref(r->faults[i].events);
+        json_decref(r->faults[i].rounds);
+    }
     for (size_t i = 0; r->checks && i < r->n_checks; i++)
         check_result_free(&r->checks[i].res);
     free(r->faults);

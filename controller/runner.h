@@ -29,6 +29,10 @@ struct fault_record {
     char description[512];
     char error[768];
     json_t *events;       /* [{"t_ms":..,"event":..,"detail":..}] */
+    /* Every round of the fault's action (the apply is round 1; a repeated
+     * kill steps through the rest): [{"round":n,"t_ms":..,"ok":b,"detail":..}] */
+    json_t *rounds;
+    size_t n_rounds, n_rounds_failed;
     /* runner's own */
     struct engine_fault *ef;
     struct run *run;
@@ -58,6 +62,7 @@ struct run_result {
     bool interrupted;     /* by SIGINT or SIGTERM */
     char abort_reason[768];
     char verdict[256];    /* one line: "PASSED: 3 checks held" */
+    size_t checks_judged; /* steady_state and expect windows judged (passed or failed) */
     int64_t started_unix_ms;
     int64_t duration_ms;
     int64_t mono_start_ms; /* run start on the monotonic clock (sample times are on it) */

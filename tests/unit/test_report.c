@@ -1,9 +1,11 @@
 /* Reports: the JSON report carries every check's samples summary and every
  * fault's times; the JUnit XML has the common shape and escapes what it must. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "report.h"
 
@@ -148,4 +150,96 @@ Test(report, json_file_is_written_whole)
     snprintf(path, sizeof path, "%s/no/such/r.json", tmpdir);
     cr_expect_lt(report_write_json(sc, res, path, &err), 0);
     cr_expect(strstr(err.msg, "no/such/r.json"), "%s", err.msg);
+}
+
+/* A repeated action with rounds that found no target: every round is in the
+ * text, the JSON and the JUnit XML (issue 13: only round 1 showed). */
+static void add_rounds(struct fault_record *f)
+{
+    f->rounds = json_array();
+    json_array_append_new(f->rounds, json_pack("{s:i, s:i, s:b, s:s}", "round", 1, "t_ms", 2001,
+                                               "ok", 1, "detail", "killed 1 process (round 1/3)"));
+    for (int k = 2; k <= 3; k++)
+        json_array_append_new(f->rounds,
+                              json_pack("{s:i, s:i, s:b, s:s}", "round", k, "t_ms", 2001 + k,
+                                        "ok", 0, "detail", "target matched no process (pid 9)"));
+    f->n_rounds = 3;
+    f->n_rounds_failed = 2;
+}
+
+Test(report, every_round_is_reported)
+{
+    add_rounds(&res->faults[0]);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    report_print_verdict(sc, res, out);
+    cr_assert_eq(fclose(out), 0);
+    cr_expect(strstr(text, "fault 'k' finished: killed 1 process [2 of 3 rounds FAILED]"), "%s",
+              text);
+    cr_expect(strstr(text, "    round 1 ok: killed 1 process (round 1/3)\n"), "%s", text);
+    cr_expect(strstr(text, "    round 3 FAILED: target matched no process (pid 9)\n"), "%s", text);
+    free(text);
+
+    json_t *j = report_json(sc, res);
+    cr_assert_not_null(j);
+    json_t *f = json_array_get(json_object_get(j, "faults"), 0);
+    cr_expect_eq(json_integer_value(json_object_get(f, "rounds_failed")), 2);
+    cr_expect_eq(json_array_size(json_object_get(f, "rounds")), 3);
+    cr_expect(json_is_false(json_object_get(json_array_get(json_object_get(f, "rounds"), 1), "ok")));
+    json_decref(j);
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/j.xml", tmpdir);
+    struct chaos_err err = {0};
+    cr_assert_eq(report_write_junit(sc, res, path, &err), 0, "%s", err.msg);
+    const char *x = slurp(path);
+    cr_expect(strstr(x, "tests=\"7\" failures=\"1\" errors=\"2\""), "%s", x);
+    cr_expect(strstr(x, "<testcase classname=\"r&lt;&amp;&gt;&quot;&apos;.faults\" name=\"k "
+                        "round 1\" time=\"0\"/>"),
+              "%s", x);
+    cr_expect(strstr(x, "name=\"k round 3\" time=\"0\">\n      <error message=\"target matched no "
+                        "process (pid 9)\" type=\"round_failed\"/>"),
+              "%s", x);
+}
+
+/* --junit /dev/null replaced /dev/null with a regular file (issue 13): a
+ * character device or a FIFO is written in place, never renamed over. */
+Test(report, special_files_are_written_in_place, .timeout = 20)
+{
+    struct chaos_err err = {0};
+    cr_assert_eq(report_write_junit(sc, res, "/dev/null", &err), 0, "%s", err.msg);
+    struct stat st;
+    cr_assert_eq(stat("/dev/null", &st), 0);
+    cr_expect(S_ISCHR(st.st_mode), "/dev/null is no longer a character device");
+
+    char fifo[128], got[128];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    snprintf(got, sizeof got, "%s/got.json", tmpdir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    /* Without a reader the write fails at once instead of blocking. */
+    cr_expect_lt(report_write_json(sc, res, fifo, &err), 0);
+    cr_expect(strstr(err.msg, "no process reads this FIFO"), "%s", err.msg);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "cat %s > %s & echo $!", fifo, got);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    int reader = 0;
+    cr_assert_eq(fscanf(p, "%d", &reader), 1);
+    pclose(p);
+    /* The reader counts once cat has begun to open the FIFO: poll for it. */
+    int r = -1;
+    for (int i = 0; i < 500 && r < 0; i++)
+        if ((r = report_write_json(sc, res, fifo, &err)) < 0)
+            usleep(10000);
+    cr_assert_eq(r, 0, "%s", err.msg);
+    for (int i = 0; i < 200 && kill(reader, 0) == 0; i++)
+        usleep(10000); /* cat ends at the FIFO's end of file */
+    cr_assert_eq(stat(fifo, &st), 0);
+    cr_expect(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    json_error_t jerr;
+    json_t *j = json_load_file(got, 0, &jerr);
+    cr_expect_not_null(j, "the reader did not get the report: %s", jerr.text);
+    json_decref(j);
 }

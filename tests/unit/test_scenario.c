@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "probe.h"
@@ -568,4 +569,50 @@ Test(load, dash_reads_stdin)
     cr_expect_lt(scenario_load("-", &s, &err), 0);
     cr_expect_null(s);
     cr_expect(strstr(err.msg, "<stdin>: version: ") == err.msg, "%s", err.msg);
+}
+
+/* Every string a scenario holds is bounded by bounding the file: a 2 MiB
+ * scenario (here one huge probe argument) is refused before it is parsed. */
+Test(load, oversized_file_is_refused)
+{
+    char path[] = "/tmp/chaos-t-big-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    cr_assert_not_null(f);
+    fputs("{\"version\": 1, \"name\": \"big\", \"faults\": [{\"name\": \"k\", \"kind\": "
+          "\"process\", \"target\": {\"name\": \"w\"}, \"params\": {\"action\": \"kill\"}}], "
+          "\"expect\": [{\"name\": \"c\", \"probe\": {\"command\": {\"argv\": [\"",
+          f);
+    for (int i = 0; i < 2 * 1024 * 1024; i++)
+        fputc('a', f);
+    fputs("\"]}}}]}\n", f);
+    cr_assert_eq(fclose(f), 0);
+    struct scenario *s = NULL;
+    struct chaos_err err = {0};
+    int r = scenario_load(path, &s, &err);
+    unlink(path);
+    cr_expect_lt(r, 0);
+    cr_expect_null(s);
+    cr_expect(strstr(err.msg, "larger than 1024 KiB"), "%s", err.msg);
+}
+
+/* Faults without steady_state or expect checks nothing: validate warns (the
+ * scenario is still valid), and a scenario with a check does not. */
+Test(load, no_checks_is_warned_about)
+{
+    struct scenario *s = NULL;
+    struct chaos_err err = {0};
+    cr_assert_eq(parse_text("{\"version\": 1, \"name\": \"x\", \"faults\": [{\"name\": \"k\", "
+                            "\"kind\": \"process\", \"target\": {\"name\": \"w\"}, "
+                            "\"params\": {\"action\": \"kill\"}}]}",
+                            &s, &err),
+                 0, "%s", err.msg);
+    char w[512];
+    cr_expect(scenario_warning(s, w, sizeof w));
+    cr_expect(strstr(w, "no steady_state or expect checks"), "%s", w);
+    scenario_free(s);
+    s = load_valid("doc-example.json");
+    cr_expect_not(scenario_warning(s, w, sizeof w), "doc-example.json warned: %s", w);
+    scenario_free(s);
 }
