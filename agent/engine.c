@@ -374,9 +374,9 @@ static void say(const struct recover_ctx *rc, const char *fmt, ...)
     rc->log(line, rc->arg);
 }
 
-/* A kind's recover() may succeed with a note in err (err->code 0): there
- * was nothing left to revert, and the note says why (e.g. the network
- * namespace is gone and took the fault with it). */
+/* A kind's recover() may succeed with a note in err (err->code 0, a
+ * message): there was nothing left to revert, and the note says why (e.g.
+ * the network namespace is gone and took the fault with it). */
 static int recover_one(const char *id, const char *kind, const json_t *undo, void *arg)
 {
     struct recover_ctx *rc = arg;
@@ -389,7 +389,7 @@ static int recover_one(const char *id, const char *kind, const json_t *undo, voi
         r = ops->recover(undo, &err);
     if (r < 0) {
         say(rc, "%s: could not revert %s fault %s: %s", rc->path, kind, id, err.msg);
-    } else if (err.msg[0]) {
+    } else if (err.code == 0 && err.msg[0]) {
         rc->noop++;
         say(rc, "%s: %s fault %s left by a crashed run: nothing to revert: %s", rc->path, kind,
             id, err.msg);

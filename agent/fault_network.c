@@ -19,6 +19,7 @@
 #include <linux/capability.h>
 
 #include "jsonv.h"
+#include "net_ns.h"
 #include "net_scope.h"
 #include "net_tree.h"
 #include "netem_params.h"
@@ -47,6 +48,7 @@ struct net_side {
 struct net_state {
     char ns_path[288];   /* "" for our own namespace */
     struct nltc_ns_id ns;
+    int ns_fd;           /* pins the namespace while the fault lives (-1: our own) */
     int ifindex;
     char ifname[IFNAMSIZ];
     struct net_side egress, ingress;
@@ -105,7 +107,15 @@ static int network_parse(const json_t *target, const json_t *params, const char 
 
 static void free_state(void *p)
 {
-    free(p);
+    struct net_state *st = p;
+    if (st && st->ns_fd >= 0)
+        close(st->ns_fd);
+    free(st);
+}
+
+static void free_statep(struct net_state **st)
+{
+    free_state(*st);
 }
 
 static void nltc_closep(struct nl_tc **t)
@@ -113,9 +123,20 @@ static void nltc_closep(struct nl_tc **t)
     nltc_close(*t);
 }
 
+/* A socket in the fault's namespace: through the pinned fd while the fault
+ * lives, so a namespace whose process or name went away is still reached;
+ * else (recovery) through st->ns_path. */
 static int open_ns(const struct net_state *st, struct nltc_ns_id *id, struct nl_tc **t,
                    struct chaos_err *err)
 {
+    char pinned[32];
+    if (st->ns_fd >= 0) {
+        net_ns_fd_path(st->ns_fd, pinned, sizeof pinned);
+        int r = nltc_open(pinned, id, t, err);
+        if (r < 0)
+            chaos_err_prefix(err, "network namespace of the fault (was %s)", st->ns_path);
+        return r;
+    }
     return nltc_open(st->ns_path[0] ? st->ns_path : NULL, id, t, err);
 }
 
@@ -146,11 +167,15 @@ static int plan_ingress(struct nl_tc *t, const struct net_state *st, struct net_
     int ifb_index;
     net_tree_ifb_name(st->ifindex, ifb);
     memset(plan, 0, sizeof *plan);
-    if (nltc_link_index(t, ifb, &ifb_index, NULL) < 0) {
+    int r = net_tree_ifb_find(t, &st->ns, st->ifindex, st->ifname, &ifb_index, err);
+    if (r == -ENODEV) {
+        chaos_err_clear(err);
         plan->slot = 0;
         plan->create_root = true;
         return 0;
     }
+    if (r < 0)
+        return r; /* a device of the ifb's name that is not ours: refused before any change */
     return net_tree_plan(t, ifb_index, ifb, plan, err);
 }
 
@@ -165,11 +190,17 @@ static int remove_sides(struct nl_tc *t, const struct net_state *st, const json_
     }
     if (st->ingress.on) {
         char ifb[IFNAMSIZ];
-        int ifb_index, r = 0;
+        int ifb_index, r;
+        struct chaos_err *e = first ? NULL : err;
         net_tree_ifb_name(st->ifindex, ifb);
-        if (nltc_link_index(t, ifb, &ifb_index, NULL) == 0)
+        r = net_tree_ifb_find(t, &st->ns, st->ifindex, st->ifname, &ifb_index, e);
+        if (r == 0)
             r = net_tree_uninstall(t, &st->ns, ifb_index, ifb, st->ingress.slot,
-                                   st->owner[0] ? st->owner : NULL, NULL, first ? NULL : err);
+                                   st->owner[0] ? st->owner : NULL, NULL, e);
+        else if (r == -ENODEV) /* gone, and its tree with it */
+            r = 0;
+        if (e && r == 0)
+            chaos_err_clear(e);
         if (r == 0)
             r = net_tree_ingress_detach(t, &st->ns, st->ifindex, st->ifname, first ? NULL : err);
         if (first == 0)
@@ -275,9 +306,10 @@ static int network_apply(const struct fault_env *env, const void *spec, void **s
                              "network faults need CAP_NET_ADMIN: run chaos as root (uid %d "
                              "lacks it)",
                              (int)geteuid());
-    _cleanup_free_ struct net_state *st = calloc(1, sizeof *st);
+    __attribute__((cleanup(free_statep))) struct net_state *st = calloc(1, sizeof *st);
     if (!st)
         return chaos_err_set(err, ENOMEM, "out of memory");
+    st->ns_fd = -1;
     if (tg->netns_path)
         snprintf(st->ns_path, sizeof st->ns_path, "%s", tg->netns_path);
     else if (tg->netns_pid > 0)
@@ -291,10 +323,21 @@ static int network_apply(const struct fault_env *env, const void *spec, void **s
     snprintf(st->owner, sizeof st->owner, "%016llx%016llx", (unsigned long long)token[0],
              (unsigned long long)token[1]);
 
+    /* Hold the namespace itself: its process may exit, its name may go,
+     * and the revert must still get in (the fault is still installed). */
+    if (st->ns_path[0]) {
+        int fd = net_ns_pin(st->ns_path, &st->ns, err);
+        if (fd < 0)
+            return fd;
+        st->ns_fd = fd;
+    }
     __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
-    int r = open_ns(st, &st->ns, &t, err);
+    struct nltc_ns_id id;
+    int r = open_ns(st, &id, &t, err);
     if (r < 0)
         return r;
+    if (!st->ns_path[0])
+        st->ns = id;
     if (tg->ifname)
         snprintf(st->ifname, sizeof st->ifname, "%s", tg->ifname);
     else if ((r = nltc_default_route_ifname(t, st->ifname, err)) < 0)
@@ -322,19 +365,18 @@ static int network_revert(const struct fault_env *env, void *state, struct chaos
     struct net_state *st = state;
     __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
     struct nltc_ns_id id;
+    /* The pinned namespace cannot be gone: a failure to enter it leaves
+     * the fault installed, and is a failed revert. */
     int r = open_ns(st, &id, &t, err);
-    if (r == -ENOENT && st->ns_path[0]) {
-        /* The namespace is gone, and our tree with it. */
-        chaos_err_clear(err);
-        st->reverted = true;
-        return 0;
-    }
     if (r < 0)
         return r;
-    if (id.dev != st->ns.dev || id.ino != st->ns.ino) {
-        st->reverted = true; /* a different namespace under that path now */
-        return 0;
-    }
+    if (id.dev != st->ns.dev || id.ino != st->ns.ino)
+        return chaos_err_set(err, ESTALE,
+                             "network namespace %s is not the one the fault changed (nsfs device "
+                             "%llu inode %llu, now %llu/%llu): the fault may still be installed",
+                             st->ns_path[0] ? st->ns_path : "of this process",
+                             (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino,
+                             (unsigned long long)id.dev, (unsigned long long)id.ino);
     int lock = -1;
     if ((r = net_tree_lock(&lock, err)) < 0)
         return r;
@@ -345,9 +387,54 @@ static int network_revert(const struct fault_env *env, void *state, struct chaos
     return r;
 }
 
+/* Opens the namespace st->ns for a recovery: at its recorded path if that
+ * still names it, else wherever it is held now (st->ns_path is updated).
+ * Returns 1 with *t open, 0 when the namespace is gone (err holds the note
+ * with code 0), or a negative errno. */
+static int recover_open_ns(struct net_state *st, struct nl_tc **t, struct chaos_err *err)
+{
+    struct nltc_ns_id id;
+    struct chaos_err perr = {0};
+    char was[sizeof st->ns_path];
+    snprintf(was, sizeof was, "%s", st->ns_path[0] ? st->ns_path : "the recovering process's own");
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int r = nltc_open(st->ns_path[0] ? st->ns_path : NULL, &id, t, &perr);
+        if (r == 0 && id.dev == st->ns.dev && id.ino == st->ns.ino)
+            return 1;
+        nltc_close(*t);
+        *t = NULL;
+        if (r < 0 && r != -ENOENT && attempt > 0)
+            return chaos_err_set(err, -r, "network namespace (nsfs device %llu inode %llu) is "
+                                 "at %s, but: %s; the fault may still be installed",
+                                 (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino,
+                                 st->ns_path, perr.msg);
+        /* Not (or no longer) at that path: look where else it is held. */
+        char path[sizeof st->ns_path];
+        r = net_ns_find(&st->ns, path, sizeof path, err);
+        if (r < 0) {
+            chaos_err_prefix(err, "the fault may still be installed");
+            return r;
+        }
+        if (r == 0) {
+            chaos_err_clear(err);
+            snprintf(err->msg, sizeof err->msg,
+                     "its network namespace (nsfs device %llu inode %llu, was %s) is gone, "
+                     "and its qdiscs with it",
+                     (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino, was);
+            return 0;
+        }
+        snprintf(st->ns_path, sizeof st->ns_path, "%s", path);
+    }
+    return chaos_err_set(err, EAGAIN,
+                         "network namespace (nsfs device %llu inode %llu) kept moving while "
+                         "recovery looked for it; the fault may still be installed: run "
+                         "`chaos recover` again",
+                         (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino);
+}
+
 static int network_recover(const json_t *undo, struct chaos_err *err)
 {
-    struct net_state st = {0};
+    struct net_state st = {.ns_fd = -1};
     const char *ns = json_string_value(json_object_get(undo, "netns"));
     const char *ifname = json_string_value(json_object_get(undo, "ifname"));
     const json_t *ifindex = json_object_get(undo, "ifindex");
@@ -377,17 +464,13 @@ static int network_recover(const json_t *undo, struct chaos_err *err)
         (st.ingress.on && (st.ingress.slot < 0 || st.ingress.slot >= NET_TREE_SLOTS)))
         return chaos_err_set(err, EINVAL, "network undo record: slot out of range");
 
+    if (st.ns.dev == 0 && st.ns.ino == 0)
+        return chaos_err_set(err, EINVAL, "network undo record: no namespace identity "
+                                          "(\"ns_dev\", \"ns_ino\")");
     __attribute__((cleanup(nltc_closep))) struct nl_tc *t = NULL;
-    struct nltc_ns_id id;
-    int r = open_ns(&st, &id, &t, err);
-    if (r == -ENOENT && st.ns_path[0]) {
-        chaos_err_clear(err);
-        return 0; /* the namespace went away, and everything in it */
-    }
-    if (r < 0)
-        return r;
-    if (id.dev != st.ns.dev || id.ino != st.ns.ino)
-        return 0; /* not the namespace we changed */
+    int r = recover_open_ns(&st, &t, err);
+    if (r <= 0)
+        return r; /* gone (a note in err), or not reachable */
     int lock = -1;
     if ((r = net_tree_lock(&lock, err)) < 0)
         return r;

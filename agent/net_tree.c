@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <linux/tc_act/tc_mirred.h>
@@ -146,6 +147,7 @@ static void state_tidy(json_t *st)
  * redirect), leaving the egress record. */
 static void state_drop_ingress(json_t *st)
 {
+    json_object_del(st, "ifb_index");
     json_object_del(st, "made_ifb");
     json_object_del(st, "made_ingress");
     json_object_del(st, "mirred");
@@ -546,7 +548,85 @@ int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex
 
 void net_tree_ifb_name(int ifindex, char *name)
 {
-    snprintf(name, IFNAMSIZ, "chaos-ifb%d", ifindex);
+    /* "cifb" and the index in hex: at most 12 characters for any index, so
+     * the name is never cut at IFNAMSIZ and no two interfaces share it. */
+    snprintf(name, IFNAMSIZ, "cifb%x", (unsigned)ifindex);
+}
+
+/* Labels a new ifb with the interface it serves, for people (`ip link`). */
+static int set_ifb_alias(struct nl_tc *t, int ifb_index, const char *ifb, int ifindex,
+                         const char *ifname, struct chaos_err *err)
+{
+    char alias[64], what[96];
+    snprintf(alias, sizeof alias, "chaos: ingress of ifindex %d (%s)", ifindex, ifname);
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = ifb_index};
+    struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_REQUEST);
+    if (!msg || nlmsg_append(msg, &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
+        nla_put_string(msg, IFLA_IFALIAS, alias) < 0) {
+        nlmsg_free(msg);
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    }
+    snprintf(what, sizeof what, "ifb %s: setting its alias", ifb);
+    return nltc_request(t, msg, what, NULL, err);
+}
+
+/* The ifb the hand-off record of an interface says it made or took (0: none). */
+static int recorded_ifb(const json_t *st)
+{
+    const json_t *v = json_object_get(st, "ifb_index");
+    return json_is_integer(v) ? (int)json_integer_value(v) : 0;
+}
+
+/* The error for an ifb-named device that is not ours. */
+static int foreign_ifb(const char *ifname, const char *ifb, int ifb_index, struct chaos_err *err)
+{
+    return chaos_err_set(err, EEXIST,
+                         "interface %s: an interface called %s (index %d) exists already and no "
+                         "record says it carries %s's ingress faults; remove it (ip link del %s) "
+                         "if it is a leftover, or rename it",
+                         ifname, ifb, ifb_index, ifname, ifb);
+}
+
+int net_tree_ifb_find(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
+                      const char *ifname, int *ifb_index, struct chaos_err *err)
+{
+    char ifb[IFNAMSIZ];
+    net_tree_ifb_name(ifindex, ifb);
+    int r = nltc_link_index(t, ifb, ifb_index, err);
+    if (r < 0)
+        return r;
+    _cleanup_json_ json_t *st = state_read(ns, ifindex);
+    /* Without a record (the file was lost) the name is all we have. */
+    if (json_object_size(st) && recorded_ifb(st) != *ifb_index)
+        return foreign_ifb(ifname, ifb, *ifb_index, err);
+    return 0;
+}
+
+/* Finds or makes the ifb of ifindex. One of our name that this interface's
+ * record does not name is not ours (made by hand, or by another tool):
+ * refused rather than shared. */
+static int take_ifb(struct nl_tc *t, const json_t *st, int ifindex, const char *ifname,
+                    int *ifb_index, bool *made, struct chaos_err *err)
+{
+    char ifb[IFNAMSIZ];
+    net_tree_ifb_name(ifindex, ifb);
+    *made = false;
+    if (nltc_link_index(t, ifb, ifb_index, NULL) == 0) {
+        if (recorded_ifb(st) == *ifb_index) {
+            *made = json_is_true(json_object_get(st, "made_ifb"));
+            return 0;
+        }
+        return foreign_ifb(ifname, ifb, *ifb_index, err);
+    }
+    int r = nltc_ifb_add(t, ifb, ifb_index, err);
+    if (r < 0)
+        return r;
+    *made = true;
+    if ((r = set_ifb_alias(t, *ifb_index, ifb, ifindex, ifname, err)) < 0) {
+        best_effort(nltc_link_del(t, *ifb_index, NULL));
+        *made = false;
+    }
+    return r;
 }
 
 static int add_ingress_qdisc(struct nl_tc *t, int ifindex, const char *ifname,
@@ -613,9 +693,9 @@ int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
     net_tree_ifb_name(ifindex, ifb);
     _cleanup_json_ json_t *st = state_read(ns, ifindex);
     if (json_is_true(json_object_get(st, "mirred"))) {
-        /* Another fault set it up; reuse it. A record whose ifb is gone is
-         * stale (its namespace died with our redirect in it). */
-        if (nltc_link_index(t, ifb, ifb_index, NULL) == 0)
+        /* Another fault set it up; reuse it. A record whose ifb is gone (or
+         * is another device now) is stale. */
+        if (nltc_link_index(t, ifb, ifb_index, NULL) == 0 && recorded_ifb(st) == *ifb_index)
             return 0;
         /* Only the ingress part: the egress snapshot and slot owners of
          * this interface are still true if only the ifb went away. */
@@ -631,14 +711,12 @@ int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
                              "clsact); ingress faults need a plain ingress qdisc or none",
                              ifname, v.ingress_kind);
     bool made_ifb = false, made_ingress = false;
-    if (nltc_link_index(t, ifb, ifb_index, NULL) < 0) {
-        if ((r = nltc_ifb_add(t, ifb, ifb_index, err)) < 0)
-            return r;
-        made_ifb = true;
-    }
+    if ((r = take_ifb(t, st, ifindex, ifname, ifb_index, &made_ifb, err)) < 0)
+        return r;
     /* Record what we made before the next step, so a crash in between
      * still finds it. */
     json_object_set_new(st, "ifname", json_string(ifname));
+    json_object_set_new(st, "ifb_index", json_integer(*ifb_index));
     json_object_set_new(st, "made_ifb", json_boolean(made_ifb));
     json_object_set_new(st, "made_ingress", json_boolean(!v.have_ingress));
     if ((r = state_write(ns, ifindex, st, err)) < 0)
@@ -701,9 +779,11 @@ int net_tree_ingress_detach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
         }
     }
     /* The ifb carries nothing of anyone's now; without a record we still
-     * remove it when its name says it is ours. */
-    if (ifb_index > 0 && !json_is_false(json_object_get(st, "made_ifb")) &&
-        (r = nltc_link_del(t, ifb_index, err)) < 0)
+     * remove it when its name says it is ours, never one the record says
+     * is another device. */
+    bool ours = !json_is_false(json_object_get(st, "made_ifb")) &&
+                (recorded_ifb(st) == 0 || recorded_ifb(st) == ifb_index);
+    if (ifb_index > 0 && ours && (r = nltc_link_del(t, ifb_index, err)) < 0)
         return r;
     state_drop_ingress(st);
     state_tidy(st);

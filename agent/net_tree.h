@@ -80,9 +80,11 @@ int net_tree_slots_used(struct nl_tc *t, int ifindex, struct chaos_err *err)
     __attribute__((warn_unused_result));
 
 /* Ingress: redirects every packet arriving on ifindex to an ifb device
- * (created as "chaos-ifb<ifindex>" unless there) through an ingress qdisc
+ * ("cifb" + ifindex in hex, created unless there) through an ingress qdisc
  * (created unless there) and a mirred filter, so a tree on the ifb can
- * shape it. *ifb_index gets the ifb's index. Undone on failure. */
+ * shape it. An existing device of the ifb's name that the interface's
+ * hand-off record does not name is not used: -EEXIST, naming it. *ifb_index
+ * gets the ifb's index. Undone on failure. */
 int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
                             const char *ifname, int *ifb_index, struct chaos_err *err)
     __attribute__((warn_unused_result));
@@ -90,7 +92,14 @@ int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
 int net_tree_ingress_detach(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
                             const char *ifname, struct chaos_err *err)
     __attribute__((warn_unused_result));
-/* The ifb name for ifindex. */
+/* The ifb of ifindex, if there is one and it is ours: 0 with *ifb_index
+ * set; -ENODEV when there is none; -EEXIST (err names it) when a device of
+ * its name exists that the interface's hand-off record does not name. With
+ * no record at all, a device of the ifb's name counts as ours. */
+int net_tree_ifb_find(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
+                      const char *ifname, int *ifb_index, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+/* The ifb name for ifindex: "cifb%x", unique for every index. */
 void net_tree_ifb_name(int ifindex, char *name);
 
 #endif

@@ -13,7 +13,7 @@ if grep -q '^CHAOS_SANITIZE:BOOL=ON' "$CHAOS_BUILD/CMakeCache.txt" 2>/dev/null; 
 fi
 bin=$CHAOS_BUILD/tests/test_net_vm
 [[ -x $bin ]] || { echo "FAIL: $bin is not built" >&2; exit 1; }
-"$here/uml-run" --timeout 380 -- "$bin" --filter 'net/*'
+"$here/uml-run" --timeout 380 -- "$bin" --filter 'net*/*'
 for mod in sch_netem sch_prio cls_u32 ifb sch_ingress act_mirred; do
     echo "== without $mod"
     CHAOS_UML_NO_MODULES=$mod "$here/uml-run" --timeout 120 -- "$bin" --filter 'missing/*'

@@ -1,5 +1,6 @@
 /* Network faults against the real kernel, inside User-Mode Linux (the CI
- * host has no sch_netem). Run through tests/uml/uml-run; see net_uml.sh.
+ * host has no sch_netem). Run through tests/vm/uml-run; see net_faults.sh.
+ * net_vm_recovery.c adds the netrec suite to this binary (net_vm.h).
  *
  * Topology, made fresh for every test: namespace chaos-t-cli (10.77.0.1,
  * fd77::1 on chaos-t-c0) and chaos-t-srv (10.77.0.2 and 10.77.0.3, fd77::2,
@@ -48,14 +49,13 @@
 #include "engine.h"
 #include "nl_tc.h"
 #include "loop.h"
+#include "net_vm.h"
 
 /* ---- the tiny runner ---- */
 
 static void (*current_fini)(void);
 
-__attribute__((format(printf, 4, 5), noreturn)) static void fail_at(const char *file, int line,
-                                                                   const char *expr,
-                                                                   const char *fmt, ...)
+void fail_at(const char *file, int line, const char *expr, const char *fmt, ...)
 {
     fprintf(stderr, "%s:%d: assertion failed: %s\n", file, line, expr);
     if (fmt && fmt[0] && fmt[1]) {
@@ -74,24 +74,6 @@ __attribute__((format(printf, 4, 5), noreturn)) static void fail_at(const char *
     _exit(1);
 }
 
-#define cr_assert(cond, ...)                                                                       \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            fail_at(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                                   \
-    } while (0)
-#define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
-#define cr_assert_neq(a, b, ...) cr_assert((a) != (b), __VA_ARGS__)
-#define cr_assert_lt(a, b, ...) cr_assert((a) < (b), __VA_ARGS__)
-#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b), __VA_ARGS__)
-#define cr_assert_not_null(a, ...) cr_assert((a) != NULL, __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
-#define cr_assert_float_eq(a, b, eps, ...) cr_assert(fabs((a) - (b)) <= (eps), __VA_ARGS__)
-
-struct suite {
-    const char *name;
-    void (*init)(void), (*fini)(void);
-    int timeout;
-};
 struct test {
     const struct suite *suite;
     const char *name;
@@ -101,34 +83,22 @@ struct test {
 static struct test tests[MAX_TESTS];
 static size_t n_tests;
 
-#define TestSuite(sname, ...) static const struct suite suite_##sname = {#sname, __VA_ARGS__}
-#define Test(sname, tname)                                                                         \
-    static void test_##sname##_##tname(void);                                                     \
-    __attribute__((constructor)) static void reg_##sname##_##tname(void)                          \
-    {                                                                                              \
-        if (n_tests < MAX_TESTS)                                                                   \
-            tests[n_tests++] = (struct test){&suite_##sname, #tname, test_##sname##_##tname};      \
-    }                                                                                              \
-    static void test_##sname##_##tname(void)
-
-#define CLI "chaos-t-cli"
-#define SRV "chaos-t-srv"
-#define DEV "chaos-t-c0"
-#define TARGET "10.77.0.2"
-#define OTHER "10.77.0.3"
-#define TARGET6 "fd77::2"
-#define JOURNAL "/tmp/chaos-t-net.journal"
+void net_vm_register(const struct suite *s, const char *name, void (*fn)(void))
+{
+    if (n_tests < MAX_TESTS)
+        tests[n_tests++] = (struct test){s, name, fn};
+}
 
 static pid_t echo_pid;
 
-static void sh(const char *cmd)
+void sh(const char *cmd)
 {
     int rc = system(cmd);
     cr_assert(rc == 0, "setup command failed (%d): %s", rc, cmd);
 }
 
 /* Output of cmd, whole. */
-static char *capture(const char *cmd)
+char *capture(const char *cmd)
 {
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p, "popen %s", cmd);
@@ -220,7 +190,7 @@ static void echo_server(void)
 
 static char *state_before;
 
-static void topo_up(void)
+void topo_up(void)
 {
     if (system("ip netns del " CLI " 2>/dev/null; ip netns del " SRV " 2>/dev/null; rm -f " JOURNAL)) {
     }
@@ -250,7 +220,7 @@ struct rig;
 static struct rig *open_rig;
 static void rig_abandon(struct rig *r);
 
-static void topo_down(void)
+void topo_down(void)
 {
     if (open_rig)
         rig_abandon(open_rig); /* a failed assertion left faults applied */
@@ -264,13 +234,13 @@ static void topo_down(void)
 }
 
 /* Takes the "before" picture; call once the topology is set up as the test wants. */
-static void snapshot_before(void)
+void snapshot_before(void)
 {
     free(state_before);
     state_before = tc_state();
 }
 
-static void assert_state_restored(void)
+void assert_state_restored(void)
 {
     char *after = tc_state();
     cr_assert_str_eq(after, state_before, "tc state differs after revert:\n--- before\n%s\n--- after\n%s",
@@ -280,7 +250,7 @@ static void assert_state_restored(void)
 
 /* ---- measuring ---- */
 
-static int64_t now_us(void)
+int64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -322,7 +292,7 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* Median RTT in ms of n sequential probes (a lost probe counts as 1000 ms). */
-static double median_rtt_ms(const char *addr, int port, int prio, int n)
+double median_rtt_ms(const char *addr, int port, int prio, int n)
 {
     int fd = udp_socket(addr, port, prio);
     int64_t rtt[64];
@@ -382,16 +352,8 @@ static int replies(const char *addr, int port, int n)
 
 /* ---- faults through the engine ---- */
 
-/* The engine keeps pointing at the specs of its faults: they live here
- * until the rig closes. */
-struct rig {
-    struct loop *loop;
-    struct engine *engine;
-    struct fault_spec *specs[8];
-    size_t n_specs;
-};
 
-static void rig_open(struct rig *r)
+void rig_open(struct rig *r)
 {
     struct chaos_err err = {0};
     memset(r, 0, sizeof *r);
@@ -416,7 +378,7 @@ static void rig_abandon(struct rig *r)
     rig_free(r);
 }
 
-static void rig_close(struct rig *r)
+void rig_close(struct rig *r)
 {
     open_rig = NULL;
     cr_assert_eq(engine_revert_all(r->engine), 0);
@@ -424,7 +386,7 @@ static void rig_close(struct rig *r)
 }
 
 /* Applies a network fault given as JSON target and params; returns it. */
-static struct engine_fault *apply(struct rig *r, const char *target, const char *params)
+struct engine_fault *apply(struct rig *r, const char *target, const char *params)
 {
     struct chaos_err err = {0};
     json_t *t = json_loads(target, 0, NULL), *p = json_loads(params, 0, NULL);
@@ -442,8 +404,7 @@ static struct engine_fault *apply(struct rig *r, const char *target, const char 
 }
 
 /* Like apply, but the apply must fail; returns the error message. */
-static void apply_fails(struct rig *r, const char *target, const char *params, char *msg,
-                        size_t size)
+void apply_fails(struct rig *r, const char *target, const char *params, char *msg, size_t size)
 {
     struct chaos_err err = {0};
     json_t *t = json_loads(target, 0, NULL), *p = json_loads(params, 0, NULL);
@@ -459,7 +420,7 @@ static void apply_fails(struct rig *r, const char *target, const char *params, c
     json_decref(p);
 }
 
-static void revert(struct rig *r, struct engine_fault *f)
+void revert(struct rig *r, struct engine_fault *f)
 {
     struct chaos_err err = {0};
     cr_assert_eq(engine_revert(r->engine, f, &err), 0, "revert failed: %s", err.msg);
@@ -682,7 +643,7 @@ Test(net, ingress_delay)
                                    "\",\"direction\":\"ingress\",\"dst\":\"" TARGET "\"}",
                                    "{\"delay\":\"80ms\"}");
     char *links = capture("ip -n " CLI " -o link show");
-    cr_assert(strstr(links, "chaos-ifb"), "no ifb device: %s", links);
+    cr_assert(strstr(links, "cifb"), "no ifb device: %s", links);
     free(links);
     double tgt = median_rtt_ms(TARGET, 7, -1, 7), other = median_rtt_ms(OTHER, 7, -1, 7);
     cr_assert(tgt >= 80 && tgt <= 120, "targeted RTT %.1f ms, wanted 80-120", tgt);
