@@ -347,7 +347,7 @@ static void start_phase_checks(struct run *run, enum run_phase phase)
         const struct check *c = cr->check;
         if (c->section == SECTION_STEADY)
             start_check(cr, c->for_ms);
-        else if (c->section == SECTION_ABORT || (c->during < 0 && c->after < 0))
+        else if (c->section == SECTION_ABORT)
             start_check(cr, -1); /* stopped when the last fault ends */
     }
 }
@@ -388,6 +388,11 @@ static void start_fault_checks(struct run *run, size_t idx, bool after)
         if (cr->phase != PHASE_FAULTS)
             continue;
         if (!after && cr->check->during == (int)idx)
+            start_check(cr, -1);
+        /* A check with neither during nor after samples from the first
+         * fault's start (the first apply) to the last fault's end. */
+        if (!after && cr->check->section == SECTION_EXPECT && cr->check->during < 0 &&
+            cr->check->after < 0)
             start_check(cr, -1);
         if (after && cr->check->after == (int)idx)
             start_check(cr, cr->check->for_ms);

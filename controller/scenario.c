@@ -458,8 +458,13 @@ static int check_within_fits(const struct scenario *s, const struct check *c,
         window = scenario_fault_active_ms(s, (size_t)c->during);
         snprintf(what, sizeof what, "fault '%s' is active", s->faults[c->during].name);
     } else {
-        window = scenario_fault_phase_ms(s);
-        snprintf(what, sizeof what, "the fault phase lasts");
+        /* From the first fault's start to the last one's end. */
+        int64_t first = s->n_faults ? s->faults[0].at_ms : 0;
+        for (size_t i = 1; i < s->n_faults; i++)
+            if (s->faults[i].at_ms < first)
+                first = s->faults[i].at_ms;
+        window = scenario_fault_phase_ms(s) - first;
+        snprintf(what, sizeof what, "the faults last");
     }
     if (c->within_ms <= window)
         return 0;

@@ -55,3 +55,17 @@ grep -q "paused 1 process: $running ($name) (1 stopped already, left alone)" "$T
 is_running "$running" || fail "the running victim was not resumed"
 is_stopped "$stopped" || fail "the pause resumed a process someone else had stopped"
 ok "a process stopped by someone else stays stopped"
+
+# An expectation with neither during nor after samples from the first fault's
+# start (docs/scenario-format.md), not from the start of the fault phase.
+start_victim ct-pwin-$$
+cat >"$T/s3.json" <<JSON
+{"version": 1, "name": "whole-window",
+ "faults": [{"name": "late pause", "kind": "process", "at": "600ms", "duration": "400ms",
+             "target": {"pid": $VPID}, "params": {"action": "pause"}}],
+ "expect": [{"name": "throughout", "every": "50ms", "probe": {"command": {"argv": ["true"]}}}]}
+JSON
+"$CHAOS" run "$T/s3.json" --report-json "$T/r3.json" >"$T/out3" 2>&1 || fail "whole-window run exited $?: $(cat "$T/out3")"
+[[ $(json_get "$T/r3.json" 'r["checks"][0]["started_ms"] >= r["faults"][0]["applied_ms"]') == True ]] ||
+    fail "the check started at $(json_get "$T/r3.json" 'r["checks"][0]["started_ms"]')ms, before the fault ($(json_get "$T/r3.json" 'r["faults"][0]["applied_ms"]')ms)"
+ok "a check without during or after starts with the first fault"

@@ -29,6 +29,10 @@ declare -A SCHEMA_BLIND=(
     [every-too-small]="every >= 10ms: a bound on the value of a duration string"
     [bad-regex]="POSIX extended regex validity is not a JSON Schema notion"
     [duplicate-json-key]="JSON parsers keep the last of duplicate keys; only jansson's strict mode sees them"
+    [within-longer-than-for]="within at most for: arithmetic across fields"
+    [within-longer-than-during]="within at most the named fault's active time: a cross reference"
+    [string-with-nul]="a NUL is valid JSON; that no field may hold one is the parser's rule"
+    [http-head-with-body-check]="probe.http.method against the check's expect keys: across objects"
 )
 
 failures=0
