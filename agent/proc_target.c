@@ -256,6 +256,48 @@ static int parse_selector(const json_t *target, const char *ctx, enum selector s
     return 0;
 }
 
+/* true when dir is the root of a mounted cgroup hierarchy: /sys/fs/cgroup
+ * itself, or a folder on another file system than its parent (a v1
+ * controller or the hybrid "unified" mount). Reads only stat(2). */
+static bool is_cgroup_root(const char *dir)
+{
+    if (strcmp(dir, CGROUP_ROOT) == 0)
+        return true;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent)
+        return false;
+    *slash = '\0';
+    struct stat a, b;
+    return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+/* A cgroup root holds every process not in a child cgroup (in a container
+ * or a minimal system: all of them, the caller's shell too), so it is only
+ * taken when the target says so. */
+static int check_cgroup_root(const json_t *target, const char *ctx, const struct proc_target *t,
+                             struct chaos_err *err)
+{
+    bool allow = false;
+    int r = jv_bool(target, ctx, "allow_cgroup_root", false, &allow, err);
+    if (r < 0)
+        return r;
+    char path[320];
+    if (r > 0 && t->sel != SEL_CGROUP) {
+        jv_path(path, sizeof path, ctx, "allow_cgroup_root");
+        return chaos_err_set(err, EINVAL, "%s: only goes with a cgroup selector", path);
+    }
+    if (t->sel != SEL_CGROUP || allow || !is_cgroup_root(t->arg))
+        return 0;
+    jv_path(path, sizeof path, ctx, "cgroup");
+    return chaos_err_set(err, EPERM,
+                         "%s: %s is the root of a cgroup hierarchy: it holds every process not in "
+                         "a child cgroup (often the caller's own shell); name a child cgroup, or "
+                         "set \"allow_cgroup_root\": true in the target if you mean it",
+                         path, t->arg);
+}
+
 int proc_target_parse(const json_t *target, const char *ctx, const char *const extra_keys[],
                       struct proc_target **out, struct chaos_err *err)
 {
@@ -263,12 +305,13 @@ int proc_target_parse(const json_t *target, const char *ctx, const char *const e
     if (r < 0)
         return r;
 
-    const char *allowed[N_SELECTORS + 2 + 16 + 1];
+    const char *allowed[N_SELECTORS + 3 + 16 + 1];
     size_t na = 0;
     for (size_t i = 0; i < N_SELECTORS; i++)
         allowed[na++] = selector_keys[i];
     allowed[na++] = "pick";
     allowed[na++] = "seed";
+    allowed[na++] = "allow_cgroup_root";
     for (size_t i = 0; extra_keys && extra_keys[i]; i++) {
         if (i >= 16)
             return chaos_err_set(err, EINVAL, "%s: internal error: too many extra keys", ctx);
@@ -301,6 +344,8 @@ int proc_target_parse(const json_t *target, const char *ctx, const char *const e
         return chaos_err_set(err, ENOMEM, "%s: out of memory", ctx);
     r = parse_selector(target, ctx, sel, t, err);
     if (r < 0)
+        return r;
+    if ((r = check_cgroup_root(target, ctx, t, err)) < 0)
         return r;
 
     t->pick = PICK_ALL;

@@ -747,6 +747,24 @@ Test(process, pidfile_fifo_is_refused_without_blocking, .timeout = 10)
     cr_assert(strstr(err.msg, "is not a regular file"), "%s", err.msg);
 }
 
+/* A cgroup root lists every process not in a child cgroup (in a container,
+ * the caller's shell too): refused unless the target says it means it. */
+Test(process, cgroup_root_needs_allow_cgroup_root)
+{
+    parse_bad("{\"cgroup\":\"/sys/fs/cgroup\"}", "{\"action\":\"kill\"}", -1,
+              "target.cgroup: /sys/fs/cgroup is the root of a cgroup hierarchy");
+    parse_bad("{\"cgroup\":\"/sys/fs/cgroup/\"}", "{\"action\":\"pause\"}", 1000,
+              "set \"allow_cgroup_root\": true in the target if you mean it");
+    void *spec = parse_ok("{\"cgroup\":\"/sys/fs/cgroup\", \"allow_cgroup_root\": true}",
+                          "{\"action\":\"kill\"}", -1, NULL);
+    ops()->free_spec(spec);
+    spec = parse_ok("{\"cgroup\":\"system.slice/x.service\"}", "{\"action\":\"kill\"}", -1,
+                    NULL);
+    ops()->free_spec(spec);
+    parse_bad("{\"name\":\"w\", \"allow_cgroup_root\": true}", "{\"action\":\"kill\"}", -1,
+              "target.allow_cgroup_root: only goes with a cgroup selector");
+}
+
 /* ---- pick ---- */
 
 Test(process, pick_is_deterministic_for_a_seed)
