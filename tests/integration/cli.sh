@@ -33,6 +33,8 @@ grep -q "'pause victim' (process) for 5s" "$T/o" || fail "plan does not show the
 is_running "$VPID" || fail "--dry-run touched the victim"
 [[ ! -e $CHAOS_STATE_DIR ]] || fail "--dry-run created state"
 grep -q "^     pause processes: pid $VPID$" "$T/o" || fail "plan does not say what the fault does: $(cat "$T/o")"
+grep -q "^     now: the target matches 1 process: $VPID (ct-cli-$$)$" "$T/o" ||
+    fail "plan does not say what the target matches now: $(cat "$T/o")"
 # Each kind says what it would do, network faults without touching a qdisc.
 expect_exit 0 "$CHAOS" run "$CHAOS_SOURCE/scenarios/demo-retries-hold.json" --dry-run
 grep -q "^     kill with SIGKILL: name 'demo-worker', pick 1, 4 rounds every 1s$" "$T/o" ||
