@@ -65,6 +65,11 @@ static int parse_ns(const char *s, int64_t *out, struct chaos_err *err)
                 break;
             }
         }
+        if (!u && (*p == 'd' || *p == 'w' || *p == 'y') && !isalpha((unsigned char)p[1]))
+            return chaos_err_set(err, EINVAL,
+                                 "\"%s\": %s are not a unit; use h (e.g. \"48h\" for 2 days); "
+                                 "units are us, ms, s, m and h",
+                                 s, *p == 'd' ? "days" : *p == 'w' ? "weeks" : "years");
         if (!u)
             return chaos_err_set(err, EINVAL,
                                  "\"%s\" needs a unit after each number (us, ms, s, m or h)", s);
