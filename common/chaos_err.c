@@ -4,13 +4,31 @@
 #include <stdio.h>
 #include <string.h>
 
+void chaos_utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n, back = 0;
+    /* Walk back over continuation bytes to the lead byte of the last sequence. */
+    while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (want > 1 && back + 1 < want)
+        s[i - 1] = '\0';
+}
+
 int chaos_err_set(struct chaos_err *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof err->msg)
+            chaos_utf8_trim(err->msg);
         err->code = code;
     }
     return -code;
@@ -23,7 +41,8 @@ void chaos_err_prefix(struct chaos_err *err, const char *fmt, ...)
     char prefix[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    if (vsnprintf(prefix, sizeof prefix, fmt, ap) >= (int)sizeof prefix)
+        chaos_utf8_trim(prefix);
     va_end(ap);
     if (!prefix[0])
         return;
@@ -38,6 +57,7 @@ void chaos_err_prefix(struct chaos_err *err, const char *fmt, ...)
     err->msg[plen + mlen] = '\0';
     memcpy(err->msg, prefix, plen - 2);
     memcpy(err->msg + plen - 2, ": ", 2);
+    chaos_utf8_trim(err->msg);
 }
 
 int chaos_err_setctx(struct chaos_err *err, int code, const char *ctx, const char *fmt, ...)
@@ -45,7 +65,8 @@ int chaos_err_setctx(struct chaos_err *err, int code, const char *ctx, const cha
     if (err) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        if (vsnprintf(err->msg, sizeof err->msg, fmt, ap) >= (int)sizeof err->msg)
+            chaos_utf8_trim(err->msg);
         va_end(ap);
         err->code = code;
         chaos_err_prefix(err, "%s", ctx ? ctx : "");

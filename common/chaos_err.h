@@ -17,6 +17,10 @@ struct chaos_err {
 int chaos_err_set(struct chaos_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Cuts a UTF-8 sequence left incomplete at the end of s (by a truncating
+ * snprintf), so a cut message never ends in half a character. */
+void chaos_utf8_trim(char *s);
+
 /* Puts "prefix: " in front of the message already in err. No-op when err is
  * NULL or the prefix comes out empty (a top-level context has no name). */
 void chaos_err_prefix(struct chaos_err *err, const char *fmt, ...)

@@ -8,10 +8,9 @@
 
 void jv_path(char *buf, size_t size, const char *ctx, const char *key)
 {
-    if (ctx && *ctx)
-        snprintf(buf, size, "%s.%s", ctx, key);
-    else
-        snprintf(buf, size, "%s", key);
+    int n = ctx && *ctx ? snprintf(buf, size, "%s.%s", ctx, key) : snprintf(buf, size, "%s", key);
+    if (n >= 0 && (size_t)n >= size)
+        chaos_utf8_trim(buf);
 }
 
 const char *jv_type_name(const json_t *j)

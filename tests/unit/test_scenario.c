@@ -616,3 +616,36 @@ Test(load, no_checks_is_warned_about)
     cr_expect_not(scenario_warning(s, w, sizeof w), "doc-example.json warned: %s", w);
     scenario_free(s);
 }
+
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : 4;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A long non-ASCII unknown key: the message (did you mean, known fields) is
+ * cut where it must be, but never in the middle of a character. */
+Test(limits, cut_messages_stay_valid_utf8)
+{
+    for (int len = 100; len < 420; len += 37) {
+        char text[2048];
+        int off = snprintf(text, sizeof text, "{\"version\": 1, \"name\": \"x\", \"");
+        for (int i = 0; i < len; i++)
+            off += snprintf(text + off, sizeof text - (size_t)off, "%s",
+                            len % 2 || i % 3 ? "é" : "€");
+        snprintf(text + off, sizeof text - (size_t)off, "\": 1, \"faults\": []}");
+        struct scenario *s = NULL;
+        struct chaos_err err = {0};
+        cr_assert_lt(parse_text(text, &s, &err), 0);
+        cr_expect(strstr(err.msg, "unknown field"), "%s", err.msg);
+        cr_expect(valid_utf8(err.msg), "key of %d characters: message cut inside a character: %s",
+                  len, err.msg);
+    }
+}
