@@ -434,8 +434,11 @@ static int recover_journal(const char *path, const char *why,
     }
     if (unlink(path) < 0 && errno != ENOENT)
         say(&rc, "%s: could not remove it: %s", path, strerror(errno));
+    char noop[64] = "";
+    if (rc.noop)
+        snprintf(noop, sizeof noop, ", %zu had nothing left to revert", rc.noop);
     say(&rc, "%s: %s; reverted %zu fault%s%s%s; removed the journal", path, why, rc.reverted,
-        rc.reverted == 1 ? "" : "s", rc.noop ? ", nothing left of the others" : "", torn);
+        rc.reverted == 1 ? "" : "s", noop, torn);
     return 0;
 }
 

@@ -409,18 +409,17 @@ static int recover_open_ns(struct net_state *st, struct nl_tc **t, struct chaos_
                                  (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino,
                                  st->ns_path, perr.msg);
         /* Not (or no longer) at that path: look where else it is held. */
-        char path[sizeof st->ns_path];
-        r = net_ns_find(&st->ns, path, sizeof path, err);
-        if (r < 0) {
-            chaos_err_prefix(err, "the fault may still be installed");
+        char path[sizeof st->ns_path], unseen[192];
+        r = net_ns_find(&st->ns, path, sizeof path, unseen, sizeof unseen, err);
+        if (r < 0)
             return r;
-        }
         if (r == 0) {
             chaos_err_clear(err);
             snprintf(err->msg, sizeof err->msg,
                      "its network namespace (nsfs device %llu inode %llu, was %s) is gone, "
-                     "and its qdiscs with it",
-                     (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino, was);
+                     "and its qdiscs with it%s%s",
+                     (unsigned long long)st->ns.dev, (unsigned long long)st->ns.ino, was,
+                     unseen[0] ? "; " : "", unseen);
             return 0;
         }
         snprintf(st->ns_path, sizeof st->ns_path, "%s", path);

@@ -53,12 +53,32 @@ static bool is_ns(const char *path, const struct nltc_ns_id *id)
            (uint64_t)st.st_ino == id->ino;
 }
 
+/* Where the search could not look: /proc entries we may not read. */
+struct blind {
+    size_t n;
+    int code;
+    char where[96];
+};
+
+static void went_blind(struct blind *b, const char *where)
+{
+    /* A task that exits during the search is no blind spot. */
+    if (errno == ENOENT || errno == ESRCH)
+        return;
+    if (!b->n++) {
+        b->code = errno;
+        snprintf(b->where, sizeof b->where, "%s", where);
+    }
+}
+
 /* A name of /proc/.../ns/net or /proc/.../fd/N links to "net:[INO]": the
  * cheap test before the stat that compares the device too. */
-static bool link_names(const char *path, const char *want)
+static bool link_names(const char *path, const char *want, struct blind *b)
 {
     char buf[64];
     ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n < 0)
+        went_blind(b, path);
     if (n <= 0)
         return false;
     buf[n] = '\0';
@@ -138,11 +158,13 @@ static bool all_digits(const char *s)
 
 /* Every link in dir (a /proc/PID/fd or a task's ns folder) that names want. */
 static int scan_links(const char *dir, const char *only, const struct nltc_ns_id *id,
-                      const char *want, char *path, size_t size)
+                      const char *want, char *path, size_t size, struct blind *b)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return 0; /* the process went away meanwhile */
+    if (!d) {
+        went_blind(b, dir);
+        return 0;
+    }
     struct dirent *de;
     int r = 0;
     char p[PATH_MAX];
@@ -150,7 +172,7 @@ static int scan_links(const char *dir, const char *only, const struct nltc_ns_id
         if (de->d_name[0] == '.' || (only && strcmp(de->d_name, only) != 0))
             continue;
         if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p &&
-            link_names(p, want) && is_ns(p, id))
+            link_names(p, want, b) && is_ns(p, id))
             r = found(p, path, size);
     }
     closedir(d);
@@ -159,13 +181,16 @@ static int scan_links(const char *dir, const char *only, const struct nltc_ns_id
 
 /* Every task of pid: its namespace and the fds of its process. */
 static int scan_pid(const char *pid, const struct nltc_ns_id *id, const char *want, char *path,
-                    size_t size)
+                    size_t size, struct blind *b)
 {
     char dir[64];
+    size_t blind_before = b->n;
     snprintf(dir, sizeof dir, "/proc/%s/task", pid);
     DIR *d = opendir(dir);
-    if (!d)
+    if (!d) {
+        went_blind(b, dir);
         return 0;
+    }
     struct dirent *de;
     int r = 0;
     while (!r && (de = readdir(d))) {
@@ -173,17 +198,23 @@ static int scan_pid(const char *pid, const struct nltc_ns_id *id, const char *wa
             continue;
         char ns[96];
         snprintf(ns, sizeof ns, "/proc/%s/task/%s/ns", pid, de->d_name);
-        r = scan_links(ns, "net", id, want, path, size);
+        r = scan_links(ns, "net", id, want, path, size, b);
     }
     closedir(d);
-    if (r)
-        return r;
-    snprintf(dir, sizeof dir, "/proc/%s/fd", pid);
-    return scan_links(dir, NULL, id, want, path, size);
+    if (!r) {
+        snprintf(dir, sizeof dir, "/proc/%s/fd", pid);
+        r = scan_links(dir, NULL, id, want, path, size, b);
+    }
+    if (b->n > blind_before) /* one process, however many of its entries */
+        b->n = blind_before + 1;
+    return r;
 }
 
-int net_ns_find(const struct nltc_ns_id *id, char *path, size_t size, struct chaos_err *err)
+int net_ns_find(const struct nltc_ns_id *id, char *path, size_t size, char *unseen,
+                size_t unseen_size, struct chaos_err *err)
 {
+    if (unseen_size)
+        unseen[0] = '\0';
     char want[48];
     snprintf(want, sizeof want, "net:[%llu]", (unsigned long long)id->ino);
     int r = scan_dir_files("/run/netns", id, path, size);
@@ -198,9 +229,13 @@ int net_ns_find(const struct nltc_ns_id *id, char *path, size_t size, struct cha
         return chaos_err_set(err, errno, "cannot look for network namespace %s in /proc: %s",
                              want, strerror(errno));
     struct dirent *de;
+    struct blind b = {0};
     while (!r && (de = readdir(d)))
         if (all_digits(de->d_name))
-            r = scan_pid(de->d_name, id, want, path, size);
+            r = scan_pid(de->d_name, id, want, path, size, &b);
     closedir(d);
+    if (!r && b.n && unseen_size)
+        snprintf(unseen, unseen_size, "not searched: %zu process%s this one may not inspect (%s: %s)",
+                 b.n, b.n == 1 ? "" : "es", b.where, strerror(b.code));
     return r;
 }

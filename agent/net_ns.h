@@ -28,9 +28,11 @@ void net_ns_fd_path(int fd, char *path, size_t size);
  * and every open file descriptor of every process. Returns 1 with path set
  * (a path that named it a moment ago: open it and check id again), 0 when
  * it is nowhere, i.e. the namespace is gone (nothing else can hold one), or
- * a negative errno with err set when the search itself failed (/proc not
- * readable): then nobody can say whether it is gone. */
-int net_ns_find(const struct nltc_ns_id *id, char *path, size_t size, struct chaos_err *err)
-    __attribute__((warn_unused_result));
+ * a negative errno with err set when /proc cannot be read at all. Processes
+ * this one may not inspect (in a container: the host's) cannot be searched;
+ * on 0, unseen (unseen_size bytes, may be 0) says how many there were, or
+ * is "" when the search saw everything. */
+int net_ns_find(const struct nltc_ns_id *id, char *path, size_t size, char *unseen,
+                size_t unseen_size, struct chaos_err *err) __attribute__((warn_unused_result));
 
 #endif
