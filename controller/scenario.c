@@ -441,6 +441,17 @@ static int check_expect_keys(const json_t *expect, const struct probe *p, struct
     return jv_only_keys(expect, "expect", allowed, err);
 }
 
+/* The window of an expect check with neither during nor after: from the
+ * first fault's start to the last one's end. */
+static int64_t faults_window_ms(const struct scenario *s)
+{
+    int64_t first = s->n_faults ? s->faults[0].at_ms : 0;
+    for (size_t i = 1; i < s->n_faults; i++)
+        if (s->faults[i].at_ms < first)
+            first = s->faults[i].at_ms;
+    return scenario_fault_phase_ms(s) - first;
+}
+
 /* An eventually check is judged when its window ends: a within longer than
  * the window would be cut short and reported as "did not hold within" a
  * time it never had. */
@@ -458,12 +469,7 @@ static int check_within_fits(const struct scenario *s, const struct check *c,
         window = scenario_fault_active_ms(s, (size_t)c->during);
         snprintf(what, sizeof what, "fault '%s' is active", s->faults[c->during].name);
     } else {
-        /* From the first fault's start to the last one's end. */
-        int64_t first = s->n_faults ? s->faults[0].at_ms : 0;
-        for (size_t i = 1; i < s->n_faults; i++)
-            if (s->faults[i].at_ms < first)
-                first = s->faults[i].at_ms;
-        window = scenario_fault_phase_ms(s) - first;
+        window = faults_window_ms(s);
         snprintf(what, sizeof what, "the faults last");
     }
     if (c->within_ms <= window)
@@ -553,6 +559,11 @@ static int parse_check_fields(struct scenario *s, enum check_section sec, const 
             return chaos_err_set(err, EINVAL,
                                  "for: not allowed without during or after: the check samples "
                                  "from the first fault's start to the last fault's end");
+        } else if (!during && faults_window_ms(s) <= 0) {
+            return chaos_err_set(err, EINVAL,
+                                 "during: missing: without during or after the check samples "
+                                 "from the first fault's start to the last fault's end, and "
+                                 "every fault here is a one-shot action (an instant); use after");
         } else {
             c->for_ms = -1;
         }

@@ -34,6 +34,7 @@ declare -A SCHEMA_BLIND=(
     [string-with-nul]="a NUL is valid JSON; that no field may hold one is the parser's rule"
     [http-head-with-body-check]="probe.http.method against the check's expect keys: across objects"
     [cgroup-root-target]="whether a path is a cgroup root is a fact of the machine, not of the text"
+    [whole-window-of-one-shot-faults]="whether any fault lasts depends on every fault's params"
 )
 
 failures=0
