@@ -38,6 +38,21 @@ refused --state-dir "$T/immutable" "is not a folder"
 mkdir "$T/ro" && chattr +i "$T/ro" && trap 'chattr -i "$T/immutable" "$T/ro" 2>/dev/null || true; cleanup' EXIT
 refused --state-dir "$T/ro/state" "folder $T/ro is not writable"
 chattr -i "$T/ro"
+# Unwritable for the user who runs chaos (root may write any mode, so nobody).
+chmod 755 "$T"
+touch "$T/readonly" && chmod 444 "$T/readonly"
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups env CHAOS_STATE_DIR="$T/folder" \
+    "$CHAOS" run "$T/s.json" --junit "$T/readonly" >"$T/o" 2>&1 || rc=$?
+[[ $rc == 2 ]] && grep -q -- "--junit $T/readonly: cannot be written: Permission denied" "$T/o" ||
+    fail "an unwritable file: exit $rc: $(cat "$T/o")"
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$CHAOS" run "$T/s.json" --state-dir "$T/folder/state" >"$T/o" 2>&1 || rc=$?
+[[ $rc == 2 ]] && grep -q -- "--state-dir $T/folder/state: folder $T/folder is not writable" "$T/o" ||
+    fail "an unwritable state folder: exit $rc: $(cat "$T/o")"
+is_running "$VPID" || fail "the victim was touched"
+chmod 700 "$T"
 rc=0
 "$CHAOS" run "$T/s.json" --report-json "$T/same" --junit "$T/same" >"$T/o" 2>&1 || rc=$?
 [[ $rc == 2 ]] && grep -q "is also the --report-json file" "$T/o" || fail "same file twice: $rc $(cat "$T/o")"
