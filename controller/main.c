@@ -186,6 +186,32 @@ static int cmd_recover(int argc, char **argv)
     return EXIT_HELD;
 }
 
+/* Writes the reports asked for; returns the run's exit code, or 3 when it
+ * held but a report could not be written. */
+static int write_reports(const struct scenario *s, const struct run_result *res,
+                         const char *json_path, const char *junit_path)
+{
+    int rc = res->exit_code;
+    struct chaos_err err = {0};
+    if (json_path) {
+        if (report_write_json(s, res, json_path, &err) < 0) {
+            fprintf(stderr, "chaos: --report-json: %s\n", err.msg);
+            rc = rc ? rc : EXIT_ABORTED;
+        } else {
+            printf("JSON report: %s\n", json_path);
+        }
+    }
+    if (junit_path) {
+        if (report_write_junit(s, res, junit_path, &err) < 0) {
+            fprintf(stderr, "chaos: --junit: %s\n", err.msg);
+            rc = rc ? rc : EXIT_ABORTED;
+        } else {
+            printf("JUnit report: %s\n", junit_path);
+        }
+    }
+    return rc;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -253,23 +279,7 @@ static int cmd_run(int argc, char **argv)
         return EXIT_ABORTED;
     }
     report_print_verdict(s, res, stdout);
-    int rc = res->exit_code;
-    if (json_path) {
-        if (report_write_json(s, res, json_path, &err) < 0) {
-            fprintf(stderr, "chaos: --report-json: %s\n", err.msg);
-            rc = rc ? rc : EXIT_ABORTED;
-        } else {
-            printf("JSON report: %s\n", json_path);
-        }
-    }
-    if (junit_path) {
-        if (report_write_junit(s, res, junit_path, &err) < 0) {
-            fprintf(stderr, "chaos: --junit: %s\n", err.msg);
-            rc = rc ? rc : EXIT_ABORTED;
-        } else {
-            printf("JUnit report: %s\n", junit_path);
-        }
-    }
+    int rc = write_reports(s, res, json_path, junit_path);
     run_result_free(res);
     scenario_free(s);
     return rc;

@@ -217,6 +217,45 @@ static void bxml(struct buf *b, const char *s)
     }
 }
 
+/* One testcase per steady_state and expect window, with <failure> quoting
+ * the reason and the failure tally, or <skipped>. */
+static void junit_checks(struct buf *bp, const struct scenario *s, const struct run_result *r)
+{
+    for (size_t i = 0; i < r->n_checks; i++) {
+        const struct check_run *cr = &r->checks[i];
+        if (cr->check->section == SECTION_ABORT)
+            continue;
+        double t = cr->started_ms >= 0 && cr->ended_ms >= 0
+                       ? (double)(cr->ended_ms - cr->started_ms) / 1000.0 : 0;
+        bprintf(bp, "    <testcase classname=\"");
+        bxml(bp, s->name);
+        bprintf(bp, ".%s\" name=\"", section_name(cr->check->section));
+        bxml(bp, cr->check->name);
+        bprintf(bp, " (");
+        bxml(bp, cr->window);
+        bprintf(bp, ")\" time=\"%.3f\"", t);
+        if (cr->res.verdict == CHECK_PASSED) {
+            bprintf(bp, "/>\n");
+            continue;
+        }
+        const char *tag = cr->res.verdict == CHECK_FAILED ? "failure" : "skipped";
+        bprintf(bp, ">\n      <%s message=\"", tag);
+        bxml(bp, cr->res.reason);
+        if (cr->res.verdict == CHECK_FAILED) {
+            bprintf(bp, "\" type=\"expectation\">");
+            bxml(bp, cr->res.reason);
+            for (size_t k = 0; k < cr->res.n_error_kinds; k++) {
+                bprintf(bp, "&#10;%zu x ", cr->res.errors[k].count);
+                bxml(bp, cr->res.errors[k].msg);
+            }
+            bprintf(bp, "</failure>\n");
+        } else {
+            bprintf(bp, "\"/>\n");
+        }
+        bprintf(bp, "    </testcase>\n");
+    }
+}
+
 /* One testcase per round of a repeated action, an <error> for each round
  * that failed: CI shows the rounds that hit nothing. */
 static void junit_rounds(struct buf *b, const struct scenario *s, const struct fault_record *f)
@@ -273,39 +312,7 @@ int report_write_junit(const struct scenario *s, const struct run_result *r, con
     bxml(&b, s->name);
     bprintf(&b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" time=\"%.3f\" "
                 "timestamp=\"%s\">\n", tests, failures, errors, skipped, secs, started);
-    for (size_t i = 0; i < r->n_checks; i++) {
-        const struct check_run *cr = &r->checks[i];
-        if (cr->check->section == SECTION_ABORT)
-            continue;
-        double t = cr->started_ms >= 0 && cr->ended_ms >= 0
-                       ? (double)(cr->ended_ms - cr->started_ms) / 1000.0 : 0;
-        bprintf(&b, "    <testcase classname=\"");
-        bxml(&b, s->name);
-        bprintf(&b, ".%s\" name=\"", section_name(cr->check->section));
-        bxml(&b, cr->check->name);
-        bprintf(&b, " (");
-        bxml(&b, cr->window);
-        bprintf(&b, ")\" time=\"%.3f\"", t);
-        if (cr->res.verdict == CHECK_PASSED) {
-            bprintf(&b, "/>\n");
-            continue;
-        }
-        const char *tag = cr->res.verdict == CHECK_FAILED ? "failure" : "skipped";
-        bprintf(&b, ">\n      <%s message=\"", tag);
-        bxml(&b, cr->res.reason);
-        if (cr->res.verdict == CHECK_FAILED) {
-            bprintf(&b, "\" type=\"expectation\">");
-            bxml(&b, cr->res.reason);
-            for (size_t k = 0; k < cr->res.n_error_kinds; k++) {
-                bprintf(&b, "&#10;%zu x ", cr->res.errors[k].count);
-                bxml(&b, cr->res.errors[k].msg);
-            }
-            bprintf(&b, "</failure>\n");
-        } else {
-            bprintf(&b, "\"/>\n");
-        }
-        bprintf(&b, "    </testcase>\n");
-    }
+    junit_checks(&b, s, r);
     for (size_t i = 0; i < r->n_faults; i++) {
         const struct fault_record *f = &r->faults[i];
         bprintf(&b, "    <testcase classname=\"");

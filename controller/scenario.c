@@ -483,6 +483,43 @@ static int check_within_fits(const struct scenario *s, const struct check *c,
                          w, what, l, l, c->for_ms >= 0 ? ", or lengthen for" : "");
 }
 
+/* The check's window: for per section, and what for may be combined with. */
+static int check_window(const struct scenario *s, enum check_section sec, int has_for,
+                        int64_t for_ms, const char *during, const char *after, struct check *c,
+                        struct chaos_err *err)
+{
+    switch (sec) {
+    case SECTION_STEADY:
+        c->for_ms = has_for ? for_ms : DEFAULT_STEADY_FOR_MS;
+        break;
+    case SECTION_ABORT:
+        c->for_ms = has_for ? for_ms : DEFAULT_ABORT_FOR_MS;
+        break;
+    case SECTION_EXPECT:
+        if (after) {
+            c->for_ms = has_for ? for_ms : DEFAULT_AFTER_FOR_MS;
+        } else if (has_for) {
+            if (during)
+                return chaos_err_set(err, EINVAL,
+                                     "for: not allowed with during: the check samples while "
+                                     "'%s' is active",
+                                     during);
+            return chaos_err_set(err, EINVAL,
+                                 "for: not allowed without during or after: the check samples "
+                                 "from the first fault's start to the last fault's end");
+        } else if (!during && faults_window_ms(s) <= 0) {
+            return chaos_err_set(err, EINVAL,
+                                 "during: missing: without during or after the check samples "
+                                 "from the first fault's start to the last fault's end, and "
+                                 "every fault here is a one-shot action (an instant); use after");
+        } else {
+            c->for_ms = -1;
+        }
+        break;
+    }
+    return 0;
+}
+
 /* The check's own fields; "<field>: ..." errors, prefixed by the caller.
  * probe_parse errors come prefixed already: *prefixed says so. */
 static int parse_check_fields(struct scenario *s, enum check_section sec, const json_t *j,
@@ -540,35 +577,8 @@ static int parse_check_fields(struct scenario *s, enum check_section sec, const 
     if (after && (r = fault_ref(s, "after", after, &c->after, err)) < 0)
         return r;
 
-    switch (sec) {
-    case SECTION_STEADY:
-        c->for_ms = has_for ? for_ms : DEFAULT_STEADY_FOR_MS;
-        break;
-    case SECTION_ABORT:
-        c->for_ms = has_for ? for_ms : DEFAULT_ABORT_FOR_MS;
-        break;
-    case SECTION_EXPECT:
-        if (after) {
-            c->for_ms = has_for ? for_ms : DEFAULT_AFTER_FOR_MS;
-        } else if (has_for) {
-            if (during)
-                return chaos_err_set(err, EINVAL,
-                                     "for: not allowed with during: the check samples while "
-                                     "'%s' is active",
-                                     during);
-            return chaos_err_set(err, EINVAL,
-                                 "for: not allowed without during or after: the check samples "
-                                 "from the first fault's start to the last fault's end");
-        } else if (!during && faults_window_ms(s) <= 0) {
-            return chaos_err_set(err, EINVAL,
-                                 "during: missing: without during or after the check samples "
-                                 "from the first fault's start to the last fault's end, and "
-                                 "every fault here is a one-shot action (an instant); use after");
-        } else {
-            c->for_ms = -1;
-        }
-        break;
-    }
+    if ((r = check_window(s, sec, has_for, for_ms, during, after, c, err)) < 0)
+        return r;
 
     r = probe_parse(probe, expect, ctx, &c->probe, err);
     if (r < 0) {
