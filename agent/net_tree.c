@@ -472,27 +472,43 @@ drop_state:
 }
 
 /* Is ifindex still the interface called ifname? -ENODEV when it is gone. */
-static int same_interface(struct nl_tc *t, int ifindex, const char *ifname, struct chaos_err *err)
+/* ifindex must still be called ifname: 0. -ENODEV (err cleared) when it is
+ * gone, and everything on it with it. An index that has another name now is
+ * a recycled index or our interface renamed: if it carries nothing that
+ * could be ours (our prio root; on ingress, an ingress qdisc) it is -ENODEV
+ * too, else -ESTALE with err set: neither touched nor counted as removed. */
+static int same_interface(struct nl_tc *t, int ifindex, const char *ifname, bool ingress,
+                          struct chaos_err *err)
 {
     char now[IFNAMSIZ];
     int r = nltc_link_name(t, ifindex, now, err);
-    if (r < 0)
+    if (r == -ENODEV)
+        chaos_err_clear(err);
+    if (r < 0 || strcmp(now, ifname) == 0)
         return r;
-    if (strcmp(now, ifname) != 0)
-        return chaos_err_set(err, ENODEV,
-                             "interface %d is now called %s, not %s: not touching it", ifindex,
-                             now, ifname);
-    return 0;
+    struct tree_view v;
+    if ((r = read_view(t, ifindex, &v, err)) < 0)
+        return r;
+    bool maybe_ours = ingress ? v.have_ingress && strcmp(v.ingress_kind, "ingress") == 0
+                              : root_is_ours(&v);
+    if (!maybe_ours)
+        return -ENODEV;
+    return chaos_err_set(err, ESTALE,
+                         "interface %d is now called %s, not %s, and carries %s: not touching "
+                         "it. If it is %s renamed, the fault is still on it: rename it back and "
+                         "run `chaos recover`, or remove it by hand (see docs/faults/network.md, "
+                         "Recognisable leftovers)",
+                         ifindex, now, ifname,
+                         ingress ? "an ingress qdisc" : "a chaos tree (prio root ca05:)", ifname);
 }
 
 int net_tree_uninstall(struct nl_tc *t, const struct nltc_ns_id *ns, int ifindex,
                        const char *ifname, int slot, const char *owner, const json_t *fallback,
                        struct chaos_err *err)
 {
-    int r = same_interface(t, ifindex, ifname, err);
+    int r = same_interface(t, ifindex, ifname, false, err);
     if (r == -ENODEV) {
         /* Gone (a deleted veth, a stopped container): so is everything on it. */
-        chaos_err_clear(err);
         return 0;
     }
     if (r < 0)
@@ -761,7 +777,7 @@ int net_tree_ingress_detach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
         if (r > 0)
             return 0; /* other ingress faults still use it */
     }
-    r = same_interface(t, ifindex, ifname, err);
+    r = same_interface(t, ifindex, ifname, true, err);
     if (r < 0 && r != -ENODEV)
         return r;
     bool gone = r == -ENODEV;

@@ -64,10 +64,13 @@ int net_tree_install(struct nl_tc *t, const struct nltc_ns_id *ns, const struct 
                      const struct netem_params *p, const struct net_u32_rule *rules, size_t n,
                      struct chaos_err *err) __attribute__((warn_unused_result));
 
-/* Removes slot from ifindex (which must still be called ifname: a recycled
- * index is not ours); the last slot out deletes our root and restores the
- * snapshot, from the hand-off file or else from fallback (a journalled copy,
- * may be NULL). An interface that is gone is success: so is its tree.
+/* Removes slot from ifindex (which must still be called ifname); the last
+ * slot out deletes our root and restores the snapshot, from the hand-off
+ * file or else from fallback (a journalled copy, may be NULL). An interface
+ * that is gone is success: so is its tree. An index with another name now
+ * is success when it carries no prio root of ours (a recycled index), and
+ * -ESTALE, naming both names, when it does (ours renamed, perhaps): it is
+ * not touched, and the fault is not removed.
  * owner is the token the slot was installed with: a slot the record gives
  * to another owner is left alone (ours was removed before a crash and the
  * slot handed on). NULL or no record: the slot is taken to be ours. */

@@ -266,3 +266,32 @@ Test(netrec, an_ifb_name_taken_by_another_device_is_refused)
     rig_close(&r);
     assert_state_restored();
 }
+
+/* An interface renamed mid-fault still carries the tree: the revert must
+ * fail naming it, not report it removed; renamed back, recovery removes it. */
+Test(netrec, renamed_interface_is_a_failed_revert)
+{
+    snapshot_before();
+    struct rig r;
+    rig_open(&r);
+    struct engine_fault *f = apply(&r, "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+                                   "{\"delay\":\"100ms\"}");
+    sh("ip -n " CLI " link set " DEV " down && ip -n " CLI " link set " DEV " name chaos-t-ren && "
+       "ip -n " CLI " link set chaos-t-ren up");
+    struct chaos_err err = {0};
+    cr_assert(engine_revert(r.engine, f, &err) < 0, "a revert that missed the tree succeeded");
+    cr_assert(strstr(err.msg, "is now called chaos-t-ren, not " DEV), "%s", err.msg);
+    cr_assert_eq(engine_fault_state(f), FAULT_FAILED);
+    sh("ip -n " CLI " link set chaos-t-ren down && ip -n " CLI " link set chaos-t-ren name " DEV
+       " && ip -n " CLI " link set " DEV " up");
+    double t = median_rtt_ms(TARGET, 7, -1, 5);
+    cr_assert_geq(t, 100, "the tree is not there any more (RTT %.1f ms)", t);
+    struct lines log = {""};
+    int left = engine_recover_file(JOURNAL, keep_line, &log, &err);
+    cr_assert_eq(left, 0, "recovery failed: %s\n%s", err.msg, log.text);
+    cr_assert(strstr(log.text, "reverted network fault"), "recovery said:\n%s", log.text);
+    t = median_rtt_ms(TARGET, 7, -1, 5);
+    cr_assert_lt(t, 25, "still delayed after recovery (RTT %.1f ms)", t);
+    rig_close(&r);
+    assert_state_restored();
+}
