@@ -9,10 +9,13 @@ cd "$(dirname "$0")"
 BUILD_PACKAGES=(build-essential cmake pkg-config curl iproute2 procps
     libjansson-dev libcurl4-openssl-dev libmicrohttpd-dev
     libnl-3-dev libnl-route-3-dev libseccomp-dev)
-# user-mode-linux, kmod, iputils-ping: the UML tests (tests/uml/); the guest
-# runs the host's own ip, tc, ping and insmod through hostfs.
+# qemu-system-x86, linux-image-amd64, cpio, kmod: the VM tier (tests/vm/):
+# Debian's own kernel under QEMU, with the host root as the guest's root, so
+# the guest runs the host's own ip, tc and ping (iputils-ping). Installing the
+# kernel package adds files under /boot and /lib/modules; nothing boots it
+# but tests/vm/vm-run.
 TEST_PACKAGES=(libcriterion-dev python3 python3-jsonschema libxml2-utils openssl
-    user-mode-linux kmod iputils-ping)
+    qemu-system-x86 linux-image-amd64 cpio kmod iputils-ping)
 
 install_missing() {
     local missing=() p
