@@ -1,5 +1,6 @@
 /* Network faults against the real kernel, inside User-Mode Linux (the CI
- * host has no sch_netem). Run through tests/vm/uml-run; see net_faults.sh.
+ * host has no sch_netem), inside the VM: Debian's own kernel under QEMU.
+ * Run through tests/vm/vm-run; see net_faults.sh.
  * net_vm_recovery.c adds the netrec suite to this binary (net_vm.h).
  *
  * Topology, made fresh for every test: namespace chaos-t-cli (10.77.0.1,
@@ -12,11 +13,11 @@
  * Every test compares iproute2's view of both interfaces (`tc -j` qdiscs,
  * classes, filters, ingress filters, and the link list) before and after:
  * they must be equal. Tolerances: a delay D must show a median RTT in
- * [D, D + 40 ms] (UML's timer and scheduler add a few ms), untouched traffic
+ * [D, D + 40 ms] (an emulated CPU's timer and scheduler add a few ms), untouched traffic
  * a median below 25 ms; a loss rate p over n packets must lose within 4.5
  * standard deviations of n*p. */
-/* Not Criterion: its BoxFort arena cannot be set up inside UML ("Could not
- * initialize inheritable arena"), so this file carries a tiny runner with
+/* Not Criterion: this suite was born in User-Mode Linux, where Criterion's
+ * BoxFort arena could not be set up, so this file carries a tiny runner with
  * the same assertion names: each test runs in a forked child, its suite's
  * init before and fini after (also when an assertion fails). */
 #include <execinfo.h>
@@ -117,14 +118,19 @@ char *capture(const char *cmd)
     return buf;
 }
 
-/* Everything tc and ip say about the tc state of both ends and the links. */
+/* Everything tc and ip say about the tc state of both ends and the links.
+ * One `tc -batch` per namespace instead of a tc per device and object: each
+ * exec costs ~80 ms under TCG, and every test takes this picture twice. The
+ * link list heads each namespace's part, so a difference can be placed. */
 static char *tc_state(void)
 {
-    return capture("for ns in " CLI " " SRV "; do for obj in qdisc class filter; do "
-                   "for dev in $(ip -n $ns -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do "
-                   "echo \"$ns $obj $dev\"; ip netns exec $ns tc -j $obj show dev $dev; "
-                   "[ $obj = filter ] && ip netns exec $ns tc -j filter show dev $dev ingress; "
-                   "done; done; ip -n $ns -o link show | awk -F': ' '{print $2}'; done 2>&1 "
+    return capture("for ns in " CLI " " SRV "; do "
+                   "devs=$(ip -n $ns -o link show | while IFS= read -r l; do "
+                   "d=${l#*: }; d=${d%%: *}; echo \"${d%%@*}\"; done); "
+                   "echo \"$ns links:\" $devs; "
+                   "for dev in $devs; do printf 'qdisc show dev %s\\nclass show dev %s\\n"
+                   "filter show dev %s\\nfilter show dev %s ingress\\n' $dev $dev $dev $dev; "
+                   "done | tc -n $ns -j -force -batch -; done 2>&1 "
                    /* a counter, not configuration: a re-created htb starts it at 0 */
                    "| sed 's/\"direct_packets_stat\":[0-9]*,//'");
 }
@@ -873,7 +879,7 @@ Test(net, missing_interface_and_namespace)
     assert_state_restored();
 }
 
-/* Run once per module we need, with CHAOS_UML_NO_MODULES naming it (see
+/* Run once per module we need, with CHAOS_VM_NO_MODULES naming it (see
  * net_faults.sh): the guest kernel lacks just that one, the apply must fail
  * naming it, and whatever went in before the failing step (the prio root,
  * the netem, the ifb link) must come out again. The ingress modules are only
@@ -882,8 +888,8 @@ TestSuite(missing, .init = topo_up, .fini = topo_down, .timeout = 120);
 
 Test(missing, module_named_and_nothing_left)
 {
-    const char *mod = getenv("CHAOS_UML_NO_MODULES");
-    cr_assert(mod && *mod && !strchr(mod, ' '), "run with CHAOS_UML_NO_MODULES=<one module>");
+    const char *mod = getenv("CHAOS_VM_NO_MODULES");
+    cr_assert(mod && *mod && !strchr(mod, ' '), "run with CHAOS_VM_NO_MODULES=<one module>");
     bool ingress = strcmp(mod, "ifb") == 0 || strcmp(mod, "sch_ingress") == 0 ||
                    strcmp(mod, "act_mirred") == 0;
     snapshot_before();
@@ -914,7 +920,7 @@ static void on_crash(int sig)
     raise(sig);
 }
 
-/* Usage: test_net_uml [--filter GLOB]; GLOB matches "suite/test". */
+/* Usage: test_net_vm [--filter GLOB]; GLOB matches "suite/test". */
 int main(int argc, char **argv)
 {
     const char *filter = "*";
@@ -930,7 +936,7 @@ int main(int argc, char **argv)
             continue;
         ran++;
         int64_t t0 = now_us();
-        pid_t pid = getenv("NET_UML_NOFORK") ? 0 : fork();
+        pid_t pid = getenv("NET_VM_NOFORK") ? 0 : fork();
         if (pid < 0) {
             perror("fork");
             return 2;
