@@ -104,6 +104,47 @@ static int append_line(struct journal *j, json_t *rec, struct chaos_err *err)
     return 0;
 }
 
+static int append_open_record(struct journal *j, unsigned long long start, struct chaos_err *err)
+{
+    _cleanup_json_ json_t *rec = json_pack("{s:s, s:i, s:I, s:I}", "op", "open", "pid",
+                                           (int)getpid(), "start", (json_int_t)start, "at",
+                                           (json_int_t)loop_unix_ms());
+    if (!rec)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    return append_line(j, rec, err);
+}
+
+/* Makes j->path exist with its owner record already in it, so that a
+ * recovery reading the folder at any moment knows whose journal it is (an
+ * empty file would read as nobody's and be removed). The record is written
+ * to PATH.new (recovery reads only *.jsonl), then hard-linked to the name,
+ * which fails instead of replacing a journal that is there already: that
+ * one is appended to. */
+static int create_with_owner(struct journal *j, unsigned long long start, struct chaos_err *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.new", j->path) >= (int)sizeof tmp)
+        return chaos_err_set(err, ENAMETOOLONG, "journal %s: path too long", j->path);
+    j->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+    if (j->fd < 0)
+        return chaos_err_set(err, errno, "journal %s: %s", tmp, strerror(errno));
+    int r = append_open_record(j, start, err);
+    if (r == 0 && link(tmp, j->path) < 0) {
+        if (errno != EEXIST)
+            r = chaos_err_set(err, errno, "journal %s: %s", j->path, strerror(errno));
+        close(j->fd);
+        j->fd = -1;
+    }
+    (void)unlink(tmp);
+    if (r < 0 || j->fd >= 0)
+        return r;
+    /* A journal by that name exists already: append to it. */
+    j->fd = open(j->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (j->fd < 0)
+        return chaos_err_set(err, errno, "journal %s: %s", j->path, strerror(errno));
+    return append_open_record(j, start, err);
+}
+
 int journal_open(const char *path, struct journal **out, struct chaos_err *err)
 {
     _cleanup_free_ char *dircopy = strdup(path);
@@ -113,14 +154,12 @@ int journal_open(const char *path, struct journal **out, struct chaos_err *err)
     int r = mkdir_parents(dir);
     if (r < 0)
         return chaos_err_set(err, -r, "journal folder %s: %s", dir, strerror(-r));
-    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return chaos_err_set(err, errno, "journal %s: %s", path, strerror(errno));
-    /* Make the new file's name durable too, not only its contents. */
-    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0)
-        (void)fsync(dfd);
-
+    /* Without our start time a recovery would take the journal for a dead
+     * run's and revert our faults. */
+    unsigned long long start;
+    if ((r = journal_proc_start_time(getpid(), &start)) < 0)
+        return chaos_err_set(err, -r, "journal %s: cannot read this process's start time "
+                             "(/proc/self/stat): %s", path, strerror(-r));
     struct journal *j = calloc(1, sizeof *j);
     char *pcopy = strdup(path);
     if (!j || !pcopy) {
@@ -128,18 +167,19 @@ int journal_open(const char *path, struct journal **out, struct chaos_err *err)
         free(pcopy);
         return chaos_err_set(err, ENOMEM, "out of memory");
     }
-    j->fd = steal_fd(&fd);
+    j->fd = -1;
     j->path = pcopy;
-
-    unsigned long long start = 0;
-    (void)journal_proc_start_time(getpid(), &start);
-    _cleanup_json_ json_t *rec = json_pack("{s:s, s:i, s:I, s:I}", "op", "open", "pid",
-                                           (int)getpid(), "start", (json_int_t)start, "at",
-                                           (json_int_t)loop_unix_ms());
-    if (!rec || (r = append_line(j, rec, err)) < 0) {
-        journal_close(j, true);
-        return rec ? r : chaos_err_set(err, ENOMEM, "out of memory");
+    if ((r = create_with_owner(j, start, err)) < 0) {
+        if (j->fd >= 0)
+            close(j->fd);
+        free(j->path);
+        free(j);
+        return r;
     }
+    /* Make the new file's name durable too, not only its contents. */
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+        (void)fsync(dfd);
     *out = j;
     return 0;
 }

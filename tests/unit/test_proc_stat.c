@@ -175,3 +175,42 @@ Test(proc_stat, text_not_in_the_kernels_format_is_eio)
     cr_assert_eq(proc_stat_parse(last, sizeof last - 1, &ps), 0);
     cr_expect_eq(ps.start, 4243ull);
 }
+
+/* The journal's owner record: this process's pid and field 22, in the file
+ * from the moment its name exists (an empty journal would read as nobody's
+ * and be removed by a recovery running at that moment). */
+Test(proc_stat, journal_owner_record_is_field_22_from_the_start)
+{
+    char dir[] = "/tmp/chaos-t-journal-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[128], tmp[140];
+    snprintf(path, sizeof path, "%s/run-1.jsonl", dir);
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    struct journal *j = NULL;
+    struct chaos_err err = {0};
+    cr_assert_eq(journal_open(path, &j, &err), 0, "%s", err.msg);
+    cr_expect_neq(access(tmp, F_OK), 0, "the temp file stayed");
+    struct journal_owner owner;
+    size_t n = 1;
+    cr_assert_eq(journal_read_pending(path, &owner, NULL, NULL, &n, &err), 0, "%s", err.msg);
+    unsigned long long want, vsize;
+    independent_fields(getpid(), &want, &vsize);
+    cr_expect_eq(owner.pid, getpid());
+    cr_expect_eq(owner.start, want, "journal records start %llu, field 22 is %llu", owner.start,
+                 want);
+    cr_expect_eq(n, 0);
+    cr_expect_eq(journal_owner_check(&owner, NULL), JOURNAL_OWNER_ALIVE);
+    journal_close(j, false);
+    /* Opening it again appends a second owner record to the same file. */
+    cr_assert_eq(journal_open(path, &j, &err), 0, "%s", err.msg);
+    FILE *f = fopen(path, "re");
+    cr_assert_not_null(f);
+    int lines = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    cr_expect_eq(lines, 2);
+    journal_close(j, true);
+    cr_expect_neq(access(path, F_OK), 0);
+    cr_assert_eq(rmdir(dir), 0);
+}
