@@ -4,7 +4,7 @@
  * shells out does it. Both run in the same process, alternating round by
  * round, on a veth inside a throw-away network namespace.
  *
- * usage: bench_network netem [N = 30]   inside UML (tests/uml/uml-run): the
+ * usage: bench_network netem [N = 30]   inside the VM (tests/vm/vm-run): the
  *            prio root + netem + u32 tree of a "network" fault, through
  *            net_tree (what fault_network.c does: open the socket in the
  *            namespace, look the interface up, take the lock, plan, install)
@@ -26,7 +26,7 @@
  *
  * Prints median, p90 and min per phase and the ratio tc/ours of the medians.
  * Exit 0 on success, 1 on a failure, 2 on bad usage, 77 when it cannot run
- * here (not root, no tc, or the kernel lacks a qdisc: run netem in UML). */
+ * here (not root, no tc, or the kernel lacks a qdisc: run netem in the VM). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -631,7 +631,7 @@ static int one_round(struct ctx *c, struct method *m, int round, struct nl_tc *c
 static int usage(void)
 {
     fprintf(stderr, "usage: bench_network netem|host [rounds 1-10000, default 30]\n"
-                    "  netem: run inside UML (tests/uml/uml-run -- bench_network netem)\n");
+                    "  netem: run inside the VM (tests/vm/vm-run -- bench_network netem)\n");
     return 2;
 }
 
@@ -727,7 +727,7 @@ int main(int argc, char **argv)
             if (r < 0) {
                 if (r == -ENOENT && m->apply != tc_apply && round < 0) {
                     fprintf(stderr, "bench_network: this kernel cannot build the tree%s\n",
-                            c.netem ? ": run it inside UML (tests/uml/uml-run)" : "");
+                            c.netem ? ": run it inside the VM (tests/vm/vm-run)" : "");
                     rc = 77;
                 } else {
                     rc = 1;
