@@ -396,7 +396,7 @@ static int recover_open_ns(struct net_state *st, struct nl_tc **t, struct chaos_
     struct nltc_ns_id id;
     struct chaos_err perr = {0};
     char was[sizeof st->ns_path];
-    snprintf(was, sizeof was, "%s", st->ns_path[0] ? st->ns_path : "the recovering process's own");
+    snprintf(was, sizeof was, "%s", st->ns_path[0] ? st->ns_path : "the run's own namespace");
     for (int attempt = 0; attempt < 3; attempt++) {
         int r = nltc_open(st->ns_path[0] ? st->ns_path : NULL, &id, t, &perr);
         if (r == 0 && id.dev == st->ns.dev && id.ino == st->ns.ino)
