@@ -23,6 +23,11 @@ grep -q "unknown option '--bogus'" "$T/o" || fail "unknown option not named: $(c
 expect_exit 2 "$CHAOS" run "$T/missing.json"
 grep -q "missing.json" "$T/o" || fail "missing file not named: $(cat "$T/o")"
 expect_exit 0 "$CHAOS" version
+# validate looks at every option before it reads any file.
+expect_exit 2 "$CHAOS" validate "$T/missing.json" --junit x.xml
+grep -q "validate: '--junit' is an option of 'chaos run', not of validate" "$T/o" ||
+    fail "validate with a run flag: $(cat "$T/o")"
+! grep -q "missing.json" "$T/o" || fail "validate read a file before checking its options: $(cat "$T/o")"
 ok "help and usage errors"
 
 start_victim ct-cli-$$
