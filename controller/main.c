@@ -260,6 +260,9 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "chaos: %s\n", err.msg);
         return EXIT_USAGE;
     }
+    char warning[512];
+    if (scenario_warning(s, warning, sizeof warning))
+        fprintf(stderr, "chaos: %s: warning: %s\n", file, warning);
     if (dry_run) {
         runner_print_plan(s, stdout);
         scenario_free(s);

@@ -53,6 +53,7 @@ pause_scenario "$T/s3.json" "$VPID" 200ms
 "$CHAOS" validate "$T/s3.json" >"$T/v" 2>&1 || fail "validate exited $?"
 grep -q "warning: no steady_state or expect checks" "$T/v" || fail "validate did not warn: $(cat "$T/v")"
 "$CHAOS" run "$T/s3.json" --report-json "$T/r3.json" >"$T/out3" 2>&1 || fail "no-check run exited $?"
+grep -q "warning: no steady_state or expect checks" "$T/out3" || fail "run did not warn: $(cat "$T/out3")"
 grep -q "^NOTHING CHECKED: the faults ran and were reverted" "$T/out3" || fail "verdict: $(cat "$T/out3")"
 ! grep -q "PASSED: all 0 checks held" "$T/out3" || fail "still a vacuous PASSED"
 [[ $(json_get "$T/r3.json" 'r["checks_judged"]') == 0 ]] || fail "JSON checks_judged"
