@@ -114,13 +114,11 @@ static void die(const char *fmt, ...)
     __builtin_unreachable();
 }
 
-/* Reads a whole file of the run dir; the result is NUL-terminated. */
-static char *read_rundir_file(const char *name, size_t *len)
+/* Reads all of fd (then closes it) into a NUL-terminated buffer; *len gets
+ * the byte count. Dies on a read error: PID 1 has no one to return to. */
+static char *slurp_fd(int fd, const char *name, size_t *len)
 {
-    int fd = openat(rundir_fd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        die("cannot open %s in the run dir: %s", name, strerror(errno));
-    size_t cap = 4096, n = 0;
+    size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     for (;;) {
         if (!buf)
@@ -138,8 +136,18 @@ static char *read_rundir_file(const char *name, size_t *len)
     }
     close(fd);
     buf[n] = '\0';
-    *len = n;
+    if (len)
+        *len = n;
     return buf;
+}
+
+/* Reads a whole file of the run dir; the result is NUL-terminated. */
+static char *read_rundir_file(const char *name, size_t *len)
+{
+    int fd = openat(rundir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("cannot open %s in the run dir: %s", name, strerror(errno));
+    return slurp_fd(fd, name, len);
 }
 
 /* Splits NUL-ended entries into a NULL-terminated vector with room for `extra`
@@ -279,26 +287,11 @@ static const char *find_module_line(const char *text, const char *name)
     return NULL;
 }
 
+/* A whole file by path, or NULL if it cannot be opened. */
 static char *slurp_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            die("out of memory");
-        ssize_t r = read(fd, buf + n, cap - n - 1);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (cap - n < 2)
-            buf = realloc(buf, cap *= 2);
-    }
-    close(fd);
-    buf[n] = '\0';
-    return buf;
+    return fd < 0 ? NULL : slurp_fd(fd, path, NULL);
 }
 
 struct moddb {
