@@ -35,6 +35,8 @@
 
 #define STATE_DIR "/run/chaos/net"
 #define ROOT_HANDLE TC_HANDLE(NET_TREE_ROOT_MAJOR, 0)
+/* ffff:, the ingress qdisc; unsigned, or the shift in TC_HANDLE overflows int. */
+#define INGRESS_HANDLE TC_HANDLE(0xffffu, 0)
 
 static uint32_t slot_class(int slot)
 {
@@ -653,7 +655,7 @@ static int add_ingress_qdisc(struct nl_tc *t, int ifindex, const char *ifname,
         return chaos_err_set(err, ENOMEM, "out of memory");
     rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
     rtnl_tc_set_parent(TC_CAST(q), TC_H_INGRESS);
-    rtnl_tc_set_handle(TC_CAST(q), TC_HANDLE(0xffff, 0));
+    rtnl_tc_set_handle(TC_CAST(q), INGRESS_HANDLE);
     if (rtnl_tc_set_kind(TC_CAST(q), "ingress") < 0)
         return chaos_err_set(err, EINVAL, "libnl does not know the ingress qdisc");
     struct nl_msg *msg = NULL;
@@ -680,7 +682,7 @@ static int add_mirred(struct nl_tc *t, int ifindex, const char *ifname, int ifb_
     if (!c || !a)
         return chaos_err_set(err, ENOMEM, "out of memory");
     rtnl_tc_set_ifindex(TC_CAST(c), ifindex);
-    rtnl_tc_set_parent(TC_CAST(c), TC_HANDLE(0xffff, 0));
+    rtnl_tc_set_parent(TC_CAST(c), INGRESS_HANDLE);
     if (rtnl_tc_set_kind(TC_CAST(c), "u32") < 0 || rtnl_tc_set_kind(TC_CAST(a), "mirred") < 0)
         return chaos_err_set(err, EINVAL, "libnl does not know u32 or mirred");
     rtnl_cls_set_prio(c, NET_TREE_MIRRED_PREF);
@@ -750,7 +752,7 @@ int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
     return 0;
 
 undo_mirred:
-    best_effort(nltc_filter_del(t, ifindex, TC_HANDLE(0xffff, 0), NET_TREE_MIRRED_PREF,
+    best_effort(nltc_filter_del(t, ifindex, INGRESS_HANDLE, NET_TREE_MIRRED_PREF,
                                 ETH_P_ALL, "", NULL));
 undo:
     if (made_ingress)
@@ -785,7 +787,7 @@ int net_tree_ingress_detach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
     char what[96];
     if (!gone) {
         snprintf(what, sizeof what, "interface %s: removing the ingress redirect", ifname);
-        if ((r = nltc_filter_del(t, ifindex, TC_HANDLE(0xffff, 0), NET_TREE_MIRRED_PREF,
+        if ((r = nltc_filter_del(t, ifindex, INGRESS_HANDLE, NET_TREE_MIRRED_PREF,
                                  ETH_P_ALL, what, err)) < 0)
             return r;
         if (json_is_true(json_object_get(st, "made_ingress"))) {
