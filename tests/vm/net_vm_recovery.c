@@ -88,6 +88,14 @@ static void stop_helper(pid_t pid)
         helper_pid = -1;
 }
 
+/* No hand-off file is left under /run/chaos/net (the guest's own /run). */
+static void assert_no_handoff(void)
+{
+    char *left = capture("ls /run/chaos/net/ 2>/dev/null | grep 'json$' || true");
+    cr_assert_str_eq(left, "", "hand-off files left behind: %s", left);
+    free(left);
+}
+
 /* A configured htb root on DEV, so "as before" means more than the default. */
 static void configure_htb(void)
 {
@@ -116,6 +124,7 @@ Test(netrec, netns_pid_process_exits_mid_fault)
     t = median_rtt_ms(TARGET, 7, -1, 5);
     cr_assert_lt(t, 25, "still delayed after the revert (RTT %.1f ms)", t);
     assert_state_restored();
+    assert_no_handoff();
 }
 
 /* Applies a netns_pid fault on iface in a forked engine that journals to
@@ -177,6 +186,7 @@ Test(netrec, netns_pid_recovery_finds_the_namespace_by_identity)
     t = median_rtt_ms(TARGET, 7, -1, 5);
     cr_assert_lt(t, 25, "still delayed after recovery (RTT %.1f ms)", t);
     assert_state_restored();
+    assert_no_handoff();
     cr_assert(access(DEAD, F_OK) < 0, "the recovered journal stayed");
 }
 
