@@ -497,13 +497,14 @@ static int recover_dir_entry(const char *path, bool all, void (*log)(const char 
         return 1;
     }
     char why[192];
-    if (!owner_gone(&info.owner, why, sizeof why) && !all) {
-        say(&rc, "%s: skipped: %s (`chaos recover --all` takes it anyway)", path, why);
-        return 0;
-    }
-    if (all && info.owner.pid > 0 && !owner_gone(&info.owner, why, sizeof why))
+    if (!owner_gone(&info.owner, why, sizeof why)) {
+        if (!all) {
+            say(&rc, "%s: skipped: %s (`chaos recover --all` takes it anyway)", path, why);
+            return 0;
+        }
         snprintf(why, sizeof why, "--all given (its run, pid %d, may still be running)",
                  info.owner.pid);
+    }
     int r = recover_journal(path, why, log, arg, &rerr);
     if (r < 0) {
         if (rerr.code == ENOENT)
