@@ -313,6 +313,8 @@ static int plan_tree(const struct objs *s, const char *ifname, struct plan *p,
     }
     for (size_t i = 0; i < nc; i++) {
         const struct tcmsg *t = tcm_of(s->m[nq + i]);
+        if (TC_H_MIN(t->tcm_handle) == 0)
+            return invalid(ifname, err, s->m[nq + i], "not a class we would have kept");
         ch[i] = (struct hkey){t->tcm_handle, 0, 0, 0, nq + i};
         cq[i] = (struct hkey){TC_H_MAJ(t->tcm_handle), (uint32_t)(nc - i), 0, 0, nq + i};
     }

@@ -200,6 +200,18 @@ int tc_snapshot_take(struct nl_tc *t, int ifindex, const char *ifname, struct tc
          * by itself are not configuration. */
         if (!user_classes)
             continue;
+        /* hfsc's own root class (minor 0) comes with the qdisc; as it
+         * comes, it has no service curves. Changed curves would need a
+         * change request, which we do not replay. */
+        if (TC_H_MIN(k->tcm_handle) == 0) {
+            const struct nlattr *o = tcm_find_attr(cl.v[i], TCA_OPTIONS);
+            if (!o || tcm_alen(o) == 0)
+                continue;
+            tcm_describe(cl.v[i], c.what, sizeof c.what);
+            return canon_refuse(&c, "it is the root class its qdisc makes, and it was changed "
+                                    "(service curves set on it); only added classes are "
+                                    "replayed");
+        }
         struct nlmsghdr *m;
         if ((r = canon_dup(cl.v[i], &m, &c)) < 0)
             return r;
