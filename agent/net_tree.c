@@ -433,7 +433,7 @@ int net_tree_install(struct nl_tc *t, const struct nltc_ns_id *ns, const struct 
     if (plan->owner[0])
         slot_owner_set(st, ifname, plan->slot, plan->owner);
     state_tidy(st);
-    /* Each write is a few syscalls, which UML makes slow: skip a no-op. */
+    /* Each write is a few syscalls, slow in an emulated guest: skip a no-op. */
     if (!json_equal(was, st) && (r = state_write(ns, ifindex, st, err)) < 0)
         return r;
     if (plan->create_root) {

@@ -11,7 +11,7 @@ cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -rf "$tmp"; }
 tmp=$(mktemp -d)
 trap cleanup EXIT
 if lsmod 2>/dev/null | grep -q '^sch_prio ' || modinfo sch_prio >/dev/null 2>&1; then
-    echo "note: this kernel can load sch_prio; the missing-module path is tested in UML instead"
+    echo "note: this kernel can load sch_prio; the missing-module path is tested in the VM instead (tests/vm/net_faults.sh)"
 fi
 ip netns add "$ns"
 ip -n "$ns" link add chaos-t-he0 type veth peer name chaos-t-he1
