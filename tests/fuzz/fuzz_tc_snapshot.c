@@ -14,7 +14,8 @@
  * driver replays the files given (and every prefix of them), which ctest runs
  * over tests/fuzz/corpus-tc under the sanitizer build. The corpus seeds are
  * snapshots of real trees (htb with u32 hash tables and mirred, fq_codel,
- * tbf, prio) taken inside UML by tests/fuzz/make-tc-seeds.sh, with
+ * tbf, prio, netem, pie, cake, sfb, hfsc, multiq, mqprio) taken inside the
+ * VM (Debian's kernel under QEMU) by tests/fuzz/make-tc-seeds.sh, with
  * `--take NETNS_PATH IFNAME` (the input format of a snapshot of that
  * interface, on stdout); `--from-json FILE` turns a journal's snapshot array
  * into the input format. */

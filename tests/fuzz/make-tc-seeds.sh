@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Makes the seeds of the tc snapshot fuzz target (tests/fuzz/corpus-tc/):
-# builds real tc trees on a veth inside User-Mode Linux, whose kernel has
-# every qdisc kind we replay, and writes a snapshot of each in the target's
-# input format. Run from the source tree after a build:
-#   CHAOS_BUILD=build tests/fuzz/make-tc-seeds.sh
-# Only needed when the snapshot's canonical form changes; the seeds are
-# committed.
+# builds real tc trees on a veth inside the VM (Debian's own kernel under
+# QEMU, tests/vm/vm-run), whose kernel has every qdisc kind we replay, and
+# writes a snapshot of each in the target's input format. Run from the
+# source tree after a build:
+#   CHAOS_BUILD=build tests/fuzz/make-tc-seeds.sh [SEED...]
+# With SEED names (e.g. htb-netem-pie), only those seeds are written; without,
+# all of them. Only needed when the snapshot's canonical form changes or a
+# kind is added; the seeds are committed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 : "${CHAOS_BUILD:?set CHAOS_BUILD to the build directory}"
 build=$(cd "$CHAOS_BUILD" && pwd)
 if [[ ${1:-} != --guest ]]; then
-    exec "$here/../uml/uml-run" --timeout 120 -- env CHAOS_BUILD="$build" bash "$here/make-tc-seeds.sh" --guest
+    exec "$here/../vm/vm-run" --timeout 300 -- env CHAOS_BUILD="$build" \
+        bash "$here/make-tc-seeds.sh" --guest "$@"
 fi
+shift
+wanted=("$@")
 
-# uml-run loads the network-fault modules; the other kinds are loaded here.
-for m in sch_fq sch_sfq sch_codel cls_fw cls_basic em_cmp cls_matchall act_gact; do
-    insmod "/usr/lib/uml/modules/$(uname -r)/kernel/net/sched/$m.ko" 2>/dev/null || true
-done
+# The VM loads the modules of the kinds we use; the kernel loads any other
+# on first use.
 ns=chaos-t-seeds
 out=$here/corpus-tc
 take=$build/tests/fuzz_tc_snapshot
@@ -26,11 +29,20 @@ trap 'ip netns del $ns' EXIT
 ip -n $ns link add veth0 type veth peer name veth1
 ip -n $ns link set veth0 up
 ip -n $ns link set veth1 up
-t() { ip netns exec $ns tc "$@"; }
-seed() {  # seed NAME: snapshot veth0 into NAME.bin, then clear the root
-    "$take" --take /run/netns/$ns veth0 > "$out/$1.bin"
-    echo "seed $1: $(stat -c %s "$out/$1.bin") bytes"
-    t qdisc del dev veth0 root
+ip -n $ns link add mq0 numtxqueues 4 type veth peer name mq1 numtxqueues 4
+ip -n $ns link set mq0 up
+t() { tc -n $ns "$@"; }
+seed() {  # seed NAME [DEV]: snapshot DEV (veth0) into NAME.bin, then clear the root
+    local dev=${2:-veth0} keep=1
+    if ((${#wanted[@]})); then
+        keep=0
+        for w in "${wanted[@]}"; do [[ $w == "$1" ]] && keep=1; done
+    fi
+    if ((keep)); then
+        "$take" --take /run/netns/$ns "$dev" > "$out/$1.bin"
+        echo "seed $1: $(stat -c %s "$out/$1.bin") bytes"
+    fi
+    t qdisc del dev "$dev" root
 }
 
 t qdisc add dev veth0 root handle 1: htb default 20 r2q 5
@@ -74,3 +86,34 @@ t class add dev veth0 parent 1: classid 1:2 htb rate 1mbit
 t qdisc add dev veth0 parent 1:1 pfifo limit 5
 t qdisc add dev veth0 parent 1:2 pfifo_head_drop limit 9
 seed htb-auto-numbered-leaves
+
+t qdisc add dev veth0 root handle 1: htb default 20
+t class add dev veth0 parent 1: classid 1:10 htb rate 10mbit
+t class add dev veth0 parent 1: classid 1:20 htb rate 10mbit
+t class add dev veth0 parent 1: classid 1:30 htb rate 10mbit
+t qdisc add dev veth0 parent 1:10 handle 10: netem delay 100ms loss 1% 25% duplicate 2% corrupt 0.1% reorder 25% 50% gap 5 rate 10mbit limit 500
+t qdisc add dev veth0 parent 1:20 handle 20: pie target 20005us limit 500 tupdate 32ms alpha 2 beta 20 ecn bytemode
+t qdisc add dev veth0 parent 1:30 handle 30: sfq perturb 10
+seed htb-netem-pie-sfq
+
+t qdisc add dev veth0 root handle 1: prio
+t qdisc add dev veth0 parent 1:1 handle 11: cake bandwidth 100mbit besteffort flows wash ack-filter no-split-gso rtt 50ms overhead 18 mpu 64 memlimit 1mb fwmark 0xff
+t qdisc add dev veth0 parent 1:2 handle 12: sfb limit 500 max 30 target 10
+t qdisc add dev veth0 parent 1:3 handle 13: netem loss gemodel 1% 10% 70% 0.1% slot 1ms 5ms packets 10 bytes 20000
+seed prio-cake-sfb-netem
+
+t qdisc add dev veth0 root handle 1: hfsc default 20
+t class add dev veth0 parent 1: classid 1:1 hfsc sc rate 50mbit ul rate 80mbit
+t class add dev veth0 parent 1:1 classid 1:10 hfsc rt m1 5mbit d 10ms m2 2mbit ls rate 10mbit
+t class add dev veth0 parent 1:1 classid 1:20 hfsc ls rate 30mbit
+t qdisc add dev veth0 parent 1:10 handle 10: netem delay 2ms
+t filter add dev veth0 parent 1: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 flowid 1:10
+seed hfsc-classes-netem
+
+t qdisc add dev mq0 root handle 1: multiq
+t qdisc add dev mq0 parent 1:2 handle 12: pfifo limit 50
+t filter add dev mq0 parent 1: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 flowid 1:2
+seed multiq mq0
+
+t qdisc add dev mq0 root handle 1: mqprio num_tc 2 map 0 0 0 0 1 1 1 1 0 0 0 0 0 0 0 0 queues 2@0 2@2 hw 0
+seed mqprio mq0
