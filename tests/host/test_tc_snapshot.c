@@ -454,6 +454,43 @@ Test(tc_snapshot, from_json_refuses_damage)
     tc_snapshot_free(s);
 }
 
+/* An sfq root in the journal form, with this limit and flows (divisor
+ * 1024, depth 127, as sfq has them by default). */
+static char *sfq_json(uint32_t limit, uint32_t flows)
+{
+    struct tc_sfq_qopt_v1 q = {.v0 = {.quantum = 1514, .limit = limit, .divisor = 1024,
+                                      .flows = flows},
+                               .depth = 127};
+    char attrs[2 * (8 + NLA_HDRLEN + sizeof q) + 1];
+    /* TCA_KIND "sfq" (8 bytes), then TCA_OPTIONS holding q. */
+    size_t n = (size_t)sprintf(attrs, "0800010073667100");
+    uint16_t len = (uint16_t)(NLA_HDRLEN + sizeof q), type = TCA_OPTIONS;
+    n += (size_t)sprintf(attrs + n, "%02x%02x%02x%02x", len & 0xff, len >> 8, type & 0xff,
+                         type >> 8);
+    const unsigned char *p = (const unsigned char *)&q;
+    for (size_t i = 0; i < sizeof q; i++)
+        n += (size_t)sprintf(attrs + n, "%02x", p[i]);
+    _cleanup_free_ char *m = msg_hex(RTM_NEWQDISC, TC_H_ROOT, 0x10000, 0, attrs);
+    char *out = NULL;
+    cr_assert(asprintf(&out, "[\"%s\"]", m) > 0);
+    return out;
+}
+
+/* sfq's default shape (limit 127 below flows 128) is made by a request
+ * without a limit; limit 100 with flows 128 (only tc qdisc change gets
+ * there) by no single request. */
+Test(tc_snapshot, sfq_shapes_no_request_makes_are_refused)
+{
+    _cleanup_free_ char *dflt = sfq_json(127, 128), *odd = sfq_json(100, 128);
+    json_t *j = json_loads(dflt, 0, NULL);
+    struct tc_snapshot *s = NULL;
+    struct chaos_err err = {0};
+    cr_assert_eq(tc_snapshot_from_json(j, &s, &err), 0, "%s", err.msg);
+    json_decref(j);
+    tc_snapshot_free(s);
+    from_json_fails(odd, -EOPNOTSUPP, "one request cannot make an sfq with limit 100, flows 128");
+}
+
 /* Rewrites, in the journal form, the tc_htb_opt of class classid. */
 static void tamper_class(json_t *arr, uint32_t classid, void (*fn)(struct tc_htb_opt *))
 {
