@@ -10,13 +10,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <linux/pkt_sched.h>
-#include <netlink/msg.h>
-#include <netlink/attr.h>
-#include <netlink/route/tc.h>
-#include <netlink/route/qdisc.h>
-#include <netlink/route/qdisc/netem.h>
+#include <sys/socket.h>
+#include <linux/rtnetlink.h>
 
 #include "duration.h"
+#include "nl_tc.h"
+#include "tc_msg.h"
 #include "jsonv.h"
 #include "util.h"
 
@@ -260,165 +259,173 @@ static int dist_path(enum netem_dist d, const char *dist_dir, char *buf, size_t 
                          dist_names[d], dist_names[d]);
 }
 
-/* Appends an attribute inside TCA_OPTIONS. libnl puts netem's options last
- * and makes TCA_OPTIONS span to the end of the message (netem reads its
- * nested attributes from there), so growing the message means growing
- * TCA_OPTIONS by as much. */
-static int put_option(struct nl_msg *msg, struct nlattr *opts, int type, size_t len,
-                      const void *data)
+/* Reads a tc distribution table (text: s16 values separated by white space,
+ * lines starting with '#' are comments, at most NETEM_DIST_MAX values, as
+ * iproute2's get_distribution reads them) into *tab (malloc'd, the caller
+ * frees it) and its length into *n. */
+#define NETEM_DIST_MAX 16384
+static void fclosep(FILE **f)
 {
-    struct nlmsghdr *nlh = nlmsg_hdr(msg);
-    size_t before = nlh->nlmsg_len;
-    /* nla_put may realloc the message: keep opts as an offset. */
-    size_t opts_off = (size_t)((char *)opts - (char *)nlh);
-    if (nla_put(msg, type, (int)len, data) < 0)
-        return -EMSGSIZE;
-    nlh = nlmsg_hdr(msg);
-    opts = (struct nlattr *)((char *)nlh + opts_off);
-    opts->nla_len = (uint16_t)(opts->nla_len + (nlh->nlmsg_len - before));
+    if (*f)
+        fclose(*f);
+}
+
+static int read_dist(const char *path, int16_t **tab, size_t *n, struct chaos_err *err)
+{
+    __attribute__((cleanup(fclosep))) FILE *f = fopen(path, "re");
+    if (!f)
+        return chaos_err_set(err, errno, "cannot read the distribution table %s: %s", path,
+                             strerror(errno));
+    __attribute__((cleanup(freep))) int16_t *v = malloc(NETEM_DIST_MAX * sizeof *v);
+    if (!v)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    size_t k = 0;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#')
+            continue;
+        for (char *q = line, *end;; q = end) {
+            while (isspace((unsigned char)*q))
+                q++;
+            if (!*q)
+                break;
+            errno = 0;
+            long x = strtol(q, &end, 10);
+            if (end == q || errno || x < INT16_MIN || x > INT16_MAX ||
+                !(isspace((unsigned char)*end) || !*end))
+                return chaos_err_set(err, EINVAL,
+                                     "distribution table %s: \"%.20s\" is not a 16-bit number",
+                                     path, q);
+            if (k == NETEM_DIST_MAX)
+                return chaos_err_set(err, EINVAL,
+                                     "distribution table %s: more than %d values", path,
+                                     NETEM_DIST_MAX);
+            v[k++] = (int16_t)x;
+        }
+    }
+    if (ferror(f))
+        return chaos_err_set(err, EIO, "reading the distribution table %s failed", path);
+    *tab = steal_pointer(&v);
+    *n = k;
     return 0;
 }
 
-/* Finds TCA_OPTIONS among the request's attributes. */
-static struct nlattr *find_options(struct nl_msg *msg)
+/* Nanoseconds as the kernel's psched ticks (64 ns each), saturated: what
+ * tc_netem_qopt holds. The kernel takes the exact value from the 64-bit
+ * attributes we send as well. */
+static uint32_t ns_to_ticks(int64_t ns)
 {
-    struct nlmsghdr *nlh = nlmsg_hdr(msg);
-    struct nlattr *a;
-    int rem;
-    nlmsg_for_each_attr(a, nlh, sizeof(struct tcmsg), rem)
-    {
-        if (nla_type(a) == TCA_OPTIONS)
-            return a;
-    }
-    return NULL;
+    int64_t t = ns >> 6;
+    return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
-static void qdisc_putp(struct rtnl_qdisc **q)
+/* Appends netem's own attributes, each only when its parameter is set (as
+ * iproute2's q_netem does). They live inside TCA_OPTIONS, after struct
+ * tc_netem_qopt: sch_netem parses them from there. */
+static int put_netem_attrs(struct mbuf *b, const struct netem_params *p, const char *dist_dir,
+                           struct chaos_err *err)
 {
-    if (*q)
-        rtnl_qdisc_put(*q);
+    if (p->delay_corr || p->loss_corr || p->duplicate_corr) {
+        struct tc_netem_corr c = {.delay_corr = netem_prob(p->delay_corr),
+                                  .loss_corr = netem_prob(p->loss_corr),
+                                  .dup_corr = netem_prob(p->duplicate_corr)};
+        mbuf_attr(b, TCA_NETEM_CORR, &c, sizeof c);
+    }
+    if (p->reorder) {
+        struct tc_netem_reorder r = {.probability = netem_prob(p->reorder),
+                                     .correlation = netem_prob(p->reorder_corr)};
+        mbuf_attr(b, TCA_NETEM_REORDER, &r, sizeof r);
+    }
+    if (p->corrupt) {
+        struct tc_netem_corrupt c = {.probability = netem_prob(p->corrupt),
+                                     .correlation = netem_prob(p->corrupt_corr)};
+        mbuf_attr(b, TCA_NETEM_CORRUPT, &c, sizeof c);
+    }
+    if (p->ge) {
+        /* The kernel loses a packet in the bad state when a random u32
+         * exceeds h, so h = 1 - loss_in_bad (tc's "1-h"). */
+        struct tc_netem_gemodel ge = {
+            .p = netem_prob(p->ge_p),
+            .r = netem_prob(p->ge_r),
+            .h = UINT32_MAX - netem_prob(p->ge_loss_bad),
+            .k1 = netem_prob(p->ge_loss_good),
+        };
+        size_t loss = mbuf_start(b, TCA_NETEM_LOSS);
+        mbuf_attr(b, NETEM_LOSS_GE, &ge, sizeof ge);
+        mbuf_end(b, loss);
+    }
+    /* Delay and jitter in nanoseconds: the tick fields of the qopt would
+     * turn 500us into 499.968us, and the kernel prefers these. */
+    if (p->delay_us) {
+        int64_t ns = p->delay_us * 1000;
+        mbuf_attr(b, TCA_NETEM_LATENCY64, &ns, sizeof ns);
+    }
+    if (p->jitter_us) {
+        int64_t ns = p->jitter_us * 1000;
+        mbuf_attr(b, TCA_NETEM_JITTER64, &ns, sizeof ns);
+    }
+    if (p->rate_bytes) {
+        struct tc_netem_rate rate = {
+            .rate = p->rate_bytes >= UINT32_MAX ? UINT32_MAX : (uint32_t)p->rate_bytes};
+        mbuf_attr(b, TCA_NETEM_RATE, &rate, sizeof rate);
+        if (p->rate_bytes >= UINT32_MAX) {
+            uint64_t r64 = p->rate_bytes;
+            mbuf_attr(b, TCA_NETEM_RATE64, &r64, sizeof r64);
+        }
+    }
+    if (p->dist != NETEM_DIST_UNIFORM) {
+        char path[512];
+        int r = dist_path(p->dist, dist_dir, path, sizeof path, err);
+        if (r < 0)
+            return r;
+        __attribute__((cleanup(freep))) int16_t *tab = NULL;
+        size_t n = 0;
+        if ((r = read_dist(path, &tab, &n, err)) < 0)
+            return r;
+        mbuf_attr(b, TCA_NETEM_DELAY_DIST, tab, n * sizeof *tab);
+    }
+    return 0;
 }
 
 int netem_build_request(const struct netem_params *p, int ifindex, uint32_t parent,
                         uint32_t handle, const char *dist_dir, struct nl_msg **out,
                         struct chaos_err *err)
 {
-    __attribute__((cleanup(qdisc_putp))) struct rtnl_qdisc *q = rtnl_qdisc_alloc();
-    if (!q)
-        return chaos_err_set(err, ENOMEM, "out of memory");
-    rtnl_tc_set_ifindex(TC_CAST(q), ifindex);
-    rtnl_tc_set_parent(TC_CAST(q), parent);
-    rtnl_tc_set_handle(TC_CAST(q), handle);
-    if (rtnl_tc_set_kind(TC_CAST(q), "netem") < 0)
-        return chaos_err_set(err, EINVAL, "libnl does not know the netem qdisc");
+    __attribute__((cleanup(mbuf_freep))) struct mbuf b = {0};
+    struct nlmsghdr h = {.nlmsg_type = RTM_NEWQDISC};
+    mbuf_put(&b, &h, sizeof h);
+    struct tcmsg tm = {.tcm_family = AF_UNSPEC, .tcm_ifindex = ifindex, .tcm_handle = handle,
+                       .tcm_parent = parent};
+    mbuf_put(&b, &tm, sizeof tm);
+    mbuf_attr(&b, TCA_KIND, "netem", sizeof "netem");
 
-    /* libnl takes probabilities as the kernel's u32 fractions in an int. */
-    rtnl_netem_set_limit(q, (int)p->limit);
+    /* TCA_OPTIONS is not a proper nest for netem: struct tc_netem_qopt,
+     * then netem's attributes, all inside its length. */
+    struct tc_netem_qopt q = {.limit = p->limit};
     if (p->partition) {
-        rtnl_netem_set_loss(q, (int)UINT32_MAX);
+        q.loss = UINT32_MAX;
     } else {
-        if (p->delay_us)
-            rtnl_netem_set_delay(q, (int)p->delay_us);
-        if (p->jitter_us)
-            rtnl_netem_set_jitter(q, (int)p->jitter_us);
-        if (p->delay_corr)
-            rtnl_netem_set_delay_correlation(q, (int)netem_prob(p->delay_corr));
-        if (p->dist != NETEM_DIST_UNIFORM) {
-            char path[512];
-            int r = dist_path(p->dist, dist_dir, path, sizeof path, err);
-            if (r < 0)
-                return r;
-            if (rtnl_netem_set_delay_distribution(q, path) < 0)
-                return chaos_err_set(err, EINVAL, "cannot read the distribution table %s",
-                                     path);
-        }
-        if (p->loss)
-            rtnl_netem_set_loss(q, (int)netem_prob(p->loss));
-        if (p->loss_corr)
-            rtnl_netem_set_loss_correlation(q, (int)netem_prob(p->loss_corr));
-        if (p->duplicate)
-            rtnl_netem_set_duplicate(q, (int)netem_prob(p->duplicate));
-        if (p->duplicate_corr)
-            rtnl_netem_set_duplicate_correlation(q, (int)netem_prob(p->duplicate_corr));
-        if (p->corrupt)
-            rtnl_netem_set_corruption_probability(q, (int)netem_prob(p->corrupt));
-        if (p->corrupt_corr)
-            rtnl_netem_set_corruption_correlation(q, (int)netem_prob(p->corrupt_corr));
-        if (p->reorder)
-            rtnl_netem_set_reorder_probability(q, (int)netem_prob(p->reorder));
-        if (p->reorder_corr)
-            rtnl_netem_set_reorder_correlation(q, (int)netem_prob(p->reorder_corr));
+        q.latency = ns_to_ticks(p->delay_us * 1000);
+        q.jitter = ns_to_ticks(p->jitter_us * 1000);
+        q.loss = netem_prob(p->loss);
+        q.duplicate = netem_prob(p->duplicate);
+        /* netem reorders only every gap-th packet; without a gap it never
+         * does (iproute2 sets 1 the same way). */
+        q.gap = p->reorder ? 1 : 0;
     }
-
-    struct nl_msg *msg = NULL;
-    int r = rtnl_qdisc_build_add_request(q, NLM_F_CREATE | NLM_F_EXCL, &msg);
-    if (r < 0)
-        return chaos_err_set(err, EINVAL, "cannot build the netem request: %s", nl_geterror(r));
-    /* libnl 3.7 stretches TCA_OPTIONS over netem's nested attributes and
-     * then grows nlmsg_len by as much again: zero bytes after TCA_OPTIONS
-     * (past the buffer with a distribution table). Cut the message back. */
-    struct nlattr *o = find_options(msg);
-    if (o)
-        nlmsg_hdr(msg)->nlmsg_len =
-            (uint32_t)((char *)o - (char *)nlmsg_hdr(msg)) + NLA_ALIGN(o->nla_len);
-
-    /* What libnl 3.7 cannot say: delay and jitter in nanoseconds (its
-     * fields are psched ticks of 64 ns, so 500us would arrive as 499.968us;
-     * the kernel prefers the 64-bit attributes), rate and the
-     * Gilbert-Elliott model. */
-    if (!p->partition && (p->delay_us || p->rate_bytes || p->ge)) {
-        struct nlattr *opts = find_options(msg);
-        if (!opts) {
-            nlmsg_free(msg);
-            return chaos_err_set(err, EPROTO, "netem request has no TCA_OPTIONS");
-        }
-        r = 0;
-        if (p->delay_us) {
-            int64_t ns = p->delay_us * 1000;
-            r = put_option(msg, opts, TCA_NETEM_LATENCY64, sizeof ns, &ns);
-        }
-        if (r == 0 && p->jitter_us) {
-            int64_t ns = p->jitter_us * 1000;
-            opts = find_options(msg);
-            r = put_option(msg, opts, TCA_NETEM_JITTER64, sizeof ns, &ns);
-        }
-        if (r == 0 && p->rate_bytes) {
-            opts = find_options(msg);
-            struct tc_netem_rate rate = {
-                .rate = p->rate_bytes >= UINT32_MAX ? UINT32_MAX : (uint32_t)p->rate_bytes};
-            r = put_option(msg, opts, TCA_NETEM_RATE, sizeof rate, &rate);
-            if (r == 0 && p->rate_bytes >= UINT32_MAX) {
-                uint64_t r64 = p->rate_bytes;
-                opts = find_options(msg);
-                r = put_option(msg, opts, TCA_NETEM_RATE64, sizeof r64, &r64);
-            }
-        }
-        if (r == 0 && p->ge) {
-            /* The kernel loses a packet in the bad state when a random
-             * u32 exceeds h, so h = 1 - loss_in_bad (tc's "1-h"). */
-            struct tc_netem_gemodel ge = {
-                .p = netem_prob(p->ge_p),
-                .r = netem_prob(p->ge_r),
-                .h = UINT32_MAX - netem_prob(p->ge_loss_bad),
-                .k1 = netem_prob(p->ge_loss_good),
-            };
-            opts = find_options(msg);
-            size_t opts_off = (size_t)((char *)opts - (char *)nlmsg_hdr(msg));
-            size_t before = nlmsg_hdr(msg)->nlmsg_len;
-            struct nlattr *loss = nla_nest_start(msg, TCA_NETEM_LOSS);
-            if (!loss || nla_put(msg, NETEM_LOSS_GE, sizeof ge, &ge) < 0) {
-                r = -EMSGSIZE;
-            } else {
-                nla_nest_end(msg, loss);
-                opts = (struct nlattr *)((char *)nlmsg_hdr(msg) + opts_off);
-                opts->nla_len = (uint16_t)(opts->nla_len + (nlmsg_hdr(msg)->nlmsg_len - before));
-            }
-        }
-        if (r < 0) {
-            nlmsg_free(msg);
-            return chaos_err_set(err, EMSGSIZE, "netem request too large");
-        }
+    size_t opts = mbuf_start(&b, TCA_OPTIONS);
+    mbuf_put(&b, &q, sizeof q);
+    if (!p->partition) {
+        int r = put_netem_attrs(&b, p, dist_dir, err);
+        if (r < 0)
+            return r;
     }
+    mbuf_end(&b, opts);
+    if (b.oom)
+        return chaos_err_set(err, EMSGSIZE, "netem request too large (or out of memory)");
+    struct nl_msg *msg = nltc_msg_from(b.p, b.len, NLM_F_CREATE | NLM_F_EXCL);
+    if (!msg)
+        return chaos_err_set(err, ENOMEM, "out of memory");
     *out = msg;
     return 0;
 }

@@ -1,8 +1,10 @@
 /* The "params" of a network fault: what netem does to the packets in scope,
  * parsed and checked (like iproute2's q_netem.c: every combination is
  * validated before a single attribute is emitted), and encoded into an
- * RTM_NEWQDISC request through libnl-route-3 plus the raw TCA_NETEM_*
- * attributes libnl 3.7 cannot express (rate, the Gilbert-Elliott model). */
+ * RTM_NEWQDISC request built by hand on tc_msg's bounded message builder:
+ * struct tc_netem_qopt, then only the TCA_NETEM_* attributes that are set, as
+ * q_netem does (libnl 3.7's netem object could not say rate, the
+ * Gilbert-Elliott model or nanosecond delays, and mis-sized its request). */
 #ifndef CHAOS_NETEM_PARAMS_H
 #define CHAOS_NETEM_PARAMS_H
 
@@ -55,7 +57,8 @@ uint32_t netem_prob(double percent);
 /* Builds the RTM_NEWQDISC request (NLM_F_CREATE|NLM_F_EXCL) that creates
  * netem with these params as handle under parent on ifindex. dist_dir is
  * the folder with tc's distribution tables (NULL: the usual places). On
- * success *msg is the caller's (nlmsg_free). */
+ * success *msg is the caller's (nlmsg_free); on failure (a table missing or
+ * unreadable, out of memory) *msg is untouched and err says why. */
 int netem_build_request(const struct netem_params *p, int ifindex, uint32_t parent,
                         uint32_t handle, const char *dist_dir, struct nl_msg **msg,
                         struct chaos_err *err) __attribute__((warn_unused_result));

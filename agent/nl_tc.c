@@ -186,6 +186,24 @@ static bool kind_unknown(int code, const char *extack)
            strstr(extack, "action module") || strstr(extack, "Unknown action");
 }
 
+struct nl_msg *nltc_msg_from(const void *data, size_t len, int flags)
+{
+    if (len < NLMSG_HDRLEN)
+        return NULL;
+    const struct nlmsghdr *src = data;
+    size_t payload = len - NLMSG_HDRLEN;
+    struct nl_msg *msg = nlmsg_alloc_size(len + NLMSG_HDRLEN);
+    struct nlmsghdr *h = msg ? nlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, src->nlmsg_type,
+                                         (int)payload, flags)
+                             : NULL;
+    if (!h) {
+        nlmsg_free(msg);
+        return NULL;
+    }
+    memcpy(nlmsg_data(h), (const char *)data + NLMSG_HDRLEN, payload);
+    return msg;
+}
+
 int nltc_request(struct nl_tc *t, struct nl_msg *msg, const char *what, const char *module,
                  struct chaos_err *err)
 {

@@ -36,6 +36,13 @@ void nltc_close(struct nl_tc *t);
  * does not know that kind, err says exactly that: "kernel lacks sch_netem". */
 int nltc_request(struct nl_tc *t, struct nl_msg *msg, const char *what, const char *module,
                  struct chaos_err *err) __attribute__((warn_unused_result));
+/* A libnl message holding a copy of the request built by hand in
+ * data[0..len) (a struct nlmsghdr, then its payload, as struct mbuf builds
+ * it), with nlmsg_flags set to flags (nl_send_auto adds NLM_F_REQUEST and
+ * NLM_F_ACK); the header's length, port and sequence are libnl's. NULL when
+ * out of memory or when len is shorter than a header. The caller owns it (nltc_request frees it). */
+struct nl_msg *nltc_msg_from(const void *data, size_t len, int flags)
+    __attribute__((warn_unused_result));
 /* The extended-ACK message of the last failed request ("" if none). */
 const char *nltc_last_extack(const struct nl_tc *t);
 

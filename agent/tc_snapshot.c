@@ -260,16 +260,10 @@ static int replay_one(struct nl_tc *t, int ifindex, const char *ifname, const st
         tm->tcm_handle = 0;
     if (m->nlmsg_type == RTM_NEWTCLASS)
         tm->tcm_info = 0;
-    size_t payload = b.len - NLMSG_HDRLEN;
-    struct nl_msg *msg = nlmsg_alloc_size(b.len + NLMSG_HDRLEN);
-    struct nlmsghdr *h = msg ? nlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, m->nlmsg_type,
-                                         (int)payload, NLM_F_CREATE | NLM_F_EXCL)
-                             : NULL;
-    if (!h) {
-        nlmsg_free(msg);
+    ((struct nlmsghdr *)b.p)->nlmsg_type = m->nlmsg_type;
+    struct nl_msg *msg = nltc_msg_from(b.p, b.len, NLM_F_CREATE | NLM_F_EXCL);
+    if (!msg)
         return chaos_err_set(err, ENOMEM, "out of memory");
-    }
-    memcpy(nlmsg_data(h), b.p + NLMSG_HDRLEN, payload);
     char what[256];
     tcm_describe(m, c.what, sizeof c.what);
     snprintf(what, sizeof what, "interface %s: restoring %s", ifname, c.what);
