@@ -20,6 +20,7 @@
 #include <netlink/route/route.h>
 #include <netlink/route/rtnl.h>
 
+#include "net_ns.h"
 #include "util.h"
 
 #ifndef SOL_NETLINK
@@ -72,20 +73,14 @@ static int enter_ns(const char *path, int *self_fd, struct nltc_ns_id *id, struc
     if (self < 0)
         return chaos_err_set(err, errno, "cannot open our own network namespace: %s",
                              strerror(errno));
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return chaos_err_set(err, e == ENOENT ? ENOENT : e,
-                             "network namespace %s: %s", path,
-                             e == ENOENT ? "no such namespace (is the container running? "
-                                           "`ip netns list` shows named ones)"
-                                         : strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return chaos_err_set(err, errno, "network namespace %s: %s", path, strerror(errno));
+    /* net_ns_pin names a missing or wrong namespace the way the journal's
+     * pinning does. */
+    struct nltc_ns_id got;
+    _cleanup_close_ int fd = net_ns_pin(path, &got, err);
+    if (fd < 0)
+        return fd;
     if (id)
-        *id = (struct nltc_ns_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino};
+        *id = got;
     if (setns(fd, CLONE_NEWNET) < 0) {
         int e = errno;
         return chaos_err_set(err, e, "cannot enter network namespace %s: %s", path,
