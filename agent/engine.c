@@ -161,7 +161,7 @@ static void on_revert_timer(struct loop *loop, void *arg)
     struct chaos_err err = {0};
     f->revert_timer = 0;
     /* Errors are recorded in f and reported through the event callback. */
-    (void)engine_revert(f->engine, f, &err);
+    IGNORE_RESULT(engine_revert(f->engine, f, &err));
 }
 
 static void on_step_timer(struct loop *loop, void *arg);
@@ -178,12 +178,54 @@ static void on_natural_end(struct loop *loop, void *arg)
     finish_if_done(f);
 }
 
-static void schedule_step(struct engine_fault *f, int64_t next_step_ms)
+/* Arms the timer of f's next round (none when next_step_ms <= 0). Returns 0,
+ * or the positive errno of a timer that could not be armed. */
+static int schedule_step(struct engine_fault *f, int64_t next_step_ms)
 {
     f->step_timer = 0;
-    if (next_step_ms > 0)
-        f->step_timer =
-            loop_add_timer(f->engine->loop, loop_now_ms() + next_step_ms, on_step_timer, f);
+    if (next_step_ms <= 0)
+        return 0;
+    f->step_timer = loop_add_timer(f->engine->loop, loop_now_ms() + next_step_ms, on_step_timer, f);
+    return f->step_timer ? 0 : errno ? errno : ENOMEM;
+}
+
+/* A timer f depends on (`timer`: "revert timer", ...) could not be armed
+ * (errno e). f must not run on without it: a lasting fault whose revert
+ * timer never fires would never be reverted. So f's other timers are
+ * cancelled, a lasting part is reverted at once (the journal records the
+ * revert), and f ends FAULT_FAILED with the reason in f->error and err:
+ * "fault 'X': cannot arm its revert timer: ...; reverted". When that revert
+ * fails too, f->revert_failed is set and the journal keeps the record for
+ * `chaos recover`. Emits nothing; returns -e. */
+static int end_unarmed(struct engine_fault *f, const char *timer, int e, struct chaos_err *err)
+{
+    struct engine *eng = f->engine;
+    if (f->revert_timer)
+        loop_cancel_timer(eng->loop, f->revert_timer);
+    if (f->step_timer)
+        loop_cancel_timer(eng->loop, f->step_timer);
+    f->revert_timer = f->step_timer = 0;
+    char what[sizeof f->error];
+    if (f->spec->info.lasting && f->spec->ops->revert) {
+        struct chaos_err rerr = {0}, jerr = {0};
+        if (f->spec->ops->revert(&f->env, f->state, &rerr) < 0) {
+            f->revert_failed = true;
+            snprintf(what, sizeof what,
+                     "its revert failed too: %s; the journal keeps it for `chaos recover`",
+                     rerr.msg);
+        } else if (journal_record_revert(eng->journal, f->id, &jerr) < 0) {
+            snprintf(what, sizeof what, "reverted, but %s", jerr.msg);
+        } else {
+            snprintf(what, sizeof what, "reverted");
+        }
+    } else {
+        snprintf(what, sizeof what, "no further rounds run (what ran cannot be undone)");
+    }
+    f->st = FAULT_FAILED;
+    chaos_err_set(err, e, "fault '%s': cannot arm its %s: %s; %s", f->name, timer, strerror(e),
+                  what);
+    snprintf(f->error, sizeof f->error, "%s", err->msg);
+    return -e;
 }
 
 /* A non-lasting fault is done once it has no more steps to run and its
@@ -208,7 +250,8 @@ static void on_step_timer(struct loop *loop, void *arg)
     int64_t next = 0;
     struct chaos_err err = {0};
     int r = f->spec->ops->step(&f->env, f->state, &next, &err);
-    schedule_step(f, next);
+    /* Armed before the event goes out: a handler may revert f (an abort). */
+    int unarmed = schedule_step(f, next);
     if (r < 0) {
         snprintf(f->error, sizeof f->error, "%s", err.msg);
         emit(f, ENGINE_STEP_FAILED, err.msg);
@@ -216,6 +259,12 @@ static void on_step_timer(struct loop *loop, void *arg)
         char d[512];
         engine_fault_describe(f, d, sizeof d);
         emit(f, ENGINE_STEPPED, d);
+    }
+    if (unarmed && f->st == FAULT_ACTIVE) {
+        struct chaos_err uerr = {0};
+        IGNORE_RESULT(end_unarmed(f, "timer for its next round", unarmed, &uerr));
+        emit(f, f->revert_failed ? ENGINE_FAILED : ENGINE_ABORTED, f->error);
+        return;
     }
     finish_if_done(f);
 }
@@ -259,12 +308,21 @@ int engine_apply(struct engine *e, const char *name, const struct fault_spec *sp
         return r;
     }
     f->st = FAULT_ACTIVE;
-    if (spec->info.lasting)
+    /* The fault is applied: from here on a timer that cannot be armed
+     * undoes it rather than leave it to a timer that will never fire. */
+    if (spec->info.lasting) {
         f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + duration_ms, on_revert_timer, f);
-    else if (spec->info.natural_duration_ms > 0)
+        if (!f->revert_timer)
+            return end_unarmed(f, "revert timer", errno ? errno : ENOMEM, err);
+    } else if (spec->info.natural_duration_ms > 0) {
         f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + spec->info.natural_duration_ms,
                                          on_natural_end, f);
-    schedule_step(f, next);
+        if (!f->revert_timer)
+            return end_unarmed(f, "end timer", errno ? errno : ENOMEM, err);
+    }
+    int unarmed = schedule_step(f, next);
+    if (unarmed)
+        return end_unarmed(f, "step timer", unarmed, err);
     char d[512];
     engine_fault_describe(f, d, sizeof d);
     emit(f, ENGINE_APPLIED, d);

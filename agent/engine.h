@@ -36,7 +36,8 @@ struct engine_fault;
 enum fault_state {
     FAULT_ACTIVE,    /* applied, not yet reverted */
     FAULT_REVERTED,  /* reverted, or finished (one-off / repeated actions done) */
-    FAULT_FAILED,    /* apply or revert failed: see engine_fault_error() */
+    FAULT_FAILED,    /* apply or revert failed, or the engine ended it early
+                        because a timer could not be armed: see engine_fault_error() */
 };
 
 enum engine_event {
@@ -47,6 +48,9 @@ enum engine_event {
                          duration (every x count) has passed */
     ENGINE_REVERTED,  /* revert succeeded (by request or because the duration ended) */
     ENGINE_FAILED,    /* revert failed: the system may still carry the fault */
+    ENGINE_ABORTED,   /* the engine ended the fault early as failed (the timer of
+                         its next round could not be armed); a lasting part was
+                         reverted and journalled; detail says why */
 };
 
 /* Called from the loop for every event of a fault; detail is a line for people. */
@@ -66,7 +70,12 @@ void engine_free(struct engine *e);
 /* Applies spec as fault `name`. duration_ms < 0 means none (a one-off action).
  * A lasting fault is reverted by the engine itself when its duration ends.
  * On failure nothing is left applied, *out is still set (state FAULT_FAILED)
- * so the caller can report it, and the error is in err. */
+ * so the caller can report it, and the error is in err. That includes a
+ * timer the fault needs (its revert, end or step timer) that cannot be
+ * armed: the kind's revert undoes the apply at once (journalled), and err
+ * says "fault 'X': cannot arm its revert timer: ...; reverted" (or that the
+ * revert failed too, and the journal keeps the fault for `chaos recover`).
+ * No event is emitted for a failed apply. */
 int engine_apply(struct engine *e, const char *name, const struct fault_spec *spec,
                  int64_t duration_ms, engine_event_cb cb, void *arg, struct engine_fault **out,
                  struct chaos_err *err) __attribute__((warn_unused_result));

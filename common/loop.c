@@ -30,6 +30,8 @@ struct loop {
     struct watch *watches;
     struct timer *timers;
     uint64_t next_id;
+    unsigned fail_timers; /* test hook: loop_fail_next_timers() */
+    int arm_error;        /* a timerfd_settime that failed outside loop_add_timer */
     bool stop;
     bool in_dispatch;
 };
@@ -157,7 +159,8 @@ void loop_del_fd(struct loop *l, int fd)
         reap_watches(l);
 }
 
-static void arm_timerfd(struct loop *l)
+/* Returns 0, or -errno when the timerfd cannot be armed (no timer would fire). */
+static int arm_timerfd(struct loop *l)
 {
     struct itimerspec its = {0};
     if (l->timers) {
@@ -167,11 +170,30 @@ static void arm_timerfd(struct loop *l)
         its.it_value.tv_sec = at / 1000;
         its.it_value.tv_nsec = (at % 1000) * 1000000;
     }
-    timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    return timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? -errno : 0;
+}
+
+/* A re-arm that fails after the timer list changed leaves timers that would
+ * never fire: loop_run ends with that error rather than wait forever. */
+static void rearm_or_fail(struct loop *l)
+{
+    int r = arm_timerfd(l);
+    if (r < 0 && !l->arm_error)
+        l->arm_error = r;
+}
+
+void loop_fail_next_timers(struct loop *l, unsigned n)
+{
+    l->fail_timers = n;
 }
 
 uint64_t loop_add_timer(struct loop *l, int64_t at_ms, loop_timer_cb cb, void *arg)
 {
+    if (l->fail_timers) {
+        l->fail_timers--;
+        errno = ENOMEM;
+        return 0;
+    }
     struct timer *t = calloc(1, sizeof *t);
     if (!t)
         return 0;
@@ -181,8 +203,16 @@ uint64_t loop_add_timer(struct loop *l, int64_t at_ms, loop_timer_cb cb, void *a
         pp = &(*pp)->next;
     t->next = *pp;
     *pp = t;
-    if (l->timers == t)
-        arm_timerfd(l);
+    if (l->timers == t) {
+        int r = arm_timerfd(l);
+        if (r < 0) {
+            l->timers = t->next;
+            free(t);
+            rearm_or_fail(l); /* back to the previous earliest timer */
+            errno = -r;
+            return 0;
+        }
+    }
     return t->id;
 }
 
@@ -195,7 +225,7 @@ void loop_cancel_timer(struct loop *l, uint64_t id)
             *pp = t->next;
             free(t);
             if (was_first)
-                arm_timerfd(l);
+                rearm_or_fail(l);
             return;
         }
     }
@@ -216,13 +246,15 @@ static void run_due_timers(struct loop *l)
         free(t);
         cb(l, arg);
     }
-    arm_timerfd(l);
+    rearm_or_fail(l);
 }
 
 int loop_run(struct loop *l)
 {
     l->stop = false;
     while (!l->stop) {
+        if (l->arm_error)
+            return l->arm_error;
         struct epoll_event evs[32];
         int n = epoll_wait(l->epfd, evs, 32, -1);
         if (n < 0) {

@@ -35,12 +35,21 @@ int loop_mod_fd(struct loop *loop, int fd, uint32_t events);
 void loop_del_fd(struct loop *loop, int fd);
 
 /* Calls cb once at monotonic time at_ms (or at once when it has passed).
- * Returns a timer id > 0, or 0 with errno set on allocation failure. */
-uint64_t loop_add_timer(struct loop *loop, int64_t at_ms, loop_timer_cb cb, void *arg);
+ * Returns a timer id > 0, or 0 with errno set when the timer cannot be
+ * armed (ENOMEM, or the timerfd refused it); the timer does not exist then.
+ * Every caller must handle 0: a timer that silently never fires is how a
+ * fault would outlive its duration. */
+uint64_t loop_add_timer(struct loop *loop, int64_t at_ms, loop_timer_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 /* Cancels a timer that has not fired; unknown or fired ids are ignored. */
 void loop_cancel_timer(struct loop *loop, uint64_t id);
 
-/* Runs until loop_stop(). Returns 0, or a negative errno if epoll fails. */
+/* Test hook, compiled in always and called only by tests: the next n
+ * loop_add_timer() calls fail with ENOMEM, as an allocation failure would. */
+void loop_fail_next_timers(struct loop *loop, unsigned n);
+
+/* Runs until loop_stop(). Returns 0, or a negative errno if epoll fails or
+ * the timerfd could not be re-armed (pending timers would never fire). */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
 

@@ -45,4 +45,14 @@ static inline int steal_fd(int *fd)
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The one spelling of "this result is deliberately ignored" in agent/,
+ * controller/ and common/ (tests may keep their own). Allowed only where a
+ * failure changes nothing the caller could act on, or is already reported
+ * another way (an error recorded and emitted by the callee, a best-effort
+ * cleanup on a path that is failing anyway); a comment at the call says
+ * which. Never on the safety path: a revert, a journal record or a timer
+ * that a fault's end depends on is handled, not ignored. The `!` also
+ * silences warn_unused_result, which a plain (void) cast does not in GCC. */
+#define IGNORE_RESULT(expr) ((void)!(expr))
+
 #endif

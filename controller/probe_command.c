@@ -308,7 +308,7 @@ static void cmd_runner_free(void *state)
         if (s->pid > 0) {
             siginfo_t info;
             kill_child(s);
-            (void)reap(s, &info);
+            IGNORE_RESULT(reap(s, &info)); /* freeing: no one reads its outcome */
         }
         sample_destroy(s);
     }
@@ -532,8 +532,9 @@ static int cmd_start(void *state, const struct probe *p, const void *impl, probe
         snprintf(s->failed.error, sizeof s->failed.error, "cannot run '%.96s': %s", cp->argv[0],
                  strerror(r));
         if (!(s->timer = loop_add_timer(loop, loop_now_ms(), on_deferred, s))) {
+            int e = errno ? errno : ENOMEM;
             sample_destroy(s);
-            return chaos_err_set(err, ENOMEM, "command probe: out of memory");
+            return chaos_err_set(err, e, "command probe: cannot arm its timer: %s", strerror(e));
         }
         return 0;
     }
@@ -554,10 +555,10 @@ static int cmd_start(void *state, const struct probe *p, const void *impl, probe
         (r = loop_add_fd(loop, s->outfd, EPOLLIN, on_output, s)) < 0 ||
         !(s->timer = loop_add_timer(loop, loop_now_ms() + cp->timeout_ms, on_timeout, s))) {
         if (r == 0)
-            r = -ENOMEM;
+            r = errno ? -errno : -ENOMEM; /* the timer could not be armed */
         siginfo_t info;
         kill_child(s);
-        (void)reap(s, &info);
+        IGNORE_RESULT(reap(s, &info)); /* the error below is the one to report */
         sample_destroy(s);
         return chaos_err_set(err, -r, "command probe: cannot watch the child: %s", strerror(-r));
     }

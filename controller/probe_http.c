@@ -329,7 +329,8 @@ static json_t *http_to_json(const void *impl)
 
 /* The runner: curl sockets and the curl timer on the loop */
 
-static void deliver_results(struct http_runner *hr);
+static bool deliver_results(struct http_runner *hr);
+static void drive(struct http_runner *hr, curl_socket_t fd, int mask);
 
 static void on_socket_event(struct loop *loop, int fd, uint32_t events, void *arg)
 {
@@ -343,18 +344,14 @@ static void on_socket_event(struct loop *loop, int fd, uint32_t events, void *ar
      * reports the real cause (e.g. connection refused). */
     if (!mask && (events & (EPOLLERR | EPOLLHUP)))
         mask = CURL_CSELECT_IN | CURL_CSELECT_OUT;
-    int running;
-    curl_multi_socket_action(hr->multi, fd, mask, &running);
-    deliver_results(hr);
+    drive(hr, fd, mask);
 }
 
 static void on_curl_timeout(struct loop *loop, void *arg)
 {
     struct http_runner *hr = arg;
     hr->timer = 0;
-    int running;
-    curl_multi_socket_action(hr->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    deliver_results(hr);
+    drive(hr, CURL_SOCKET_TIMEOUT, 0);
 }
 
 /* CURLMOPT_TIMERFUNCTION: curl wants to be called in timeout_ms (-1: never). */
@@ -598,7 +595,40 @@ static void finish(struct http_sample *s, CURLcode rc)
     done(&out, arg);
 }
 
-static void deliver_results(struct http_runner *hr)
+/* Every sample still in flight fails with why (curl could not be driven:
+ * our timer or socket callback failed), so none waits for an event that
+ * will never come. */
+static void fail_in_flight(struct http_runner *hr, CURLMcode mc)
+{
+    bool alive = true;
+    hr->alive = &alive;
+    while (hr->samples) {
+        struct http_sample *s = hr->samples;
+        struct sample out = {.t_ms = s->t_ms, .latency_us = loop_now_us() - s->t0_us, .status = -1};
+        snprintf(out.error, sizeof out.error,
+                 "http probe: the event loop cannot drive the request: %s",
+                 curl_multi_strerror(mc));
+        probe_done_cb done = s->done;
+        void *arg = s->arg;
+        sample_destroy(s);
+        done(&out, arg);
+        if (!alive)
+            return;
+    }
+    hr->alive = NULL;
+}
+
+/* Lets curl act on fd (or its timeout), then hands out what finished. */
+static void drive(struct http_runner *hr, curl_socket_t fd, int mask)
+{
+    int running;
+    CURLMcode mc = curl_multi_socket_action(hr->multi, fd, mask, &running);
+    if (deliver_results(hr) && mc != CURLM_OK)
+        fail_in_flight(hr, mc);
+}
+
+/* Returns false when a done callback freed the runner. */
+static bool deliver_results(struct http_runner *hr)
 {
     /* A done callback may free the runner; stop touching it then. */
     bool alive = true;
@@ -615,9 +645,10 @@ static void deliver_results(struct http_runner *hr)
             continue;
         finish(s, rc);
         if (!alive)
-            return;
+            return false;
     }
     hr->alive = NULL;
+    return true;
 }
 
 #define SETOPT(opt, val)                                                                           \

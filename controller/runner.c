@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "duration.h"
 #include "engine.h"
+#include "exit_codes.h"
 #include "guard.h"
 #include "loop.h"
 #include "probe.h"
@@ -29,6 +30,8 @@ struct run {
     int64_t expected_total; /* estimate for the progress line */
     bool finishing;
     uint64_t *fault_timers;
+    uint64_t watchdog_timer;
+    int64_t watchdog_ms; /* from the fault phase's start */
     uint64_t status_timer;
     bool status_shown;
     int sigfd;
@@ -120,12 +123,22 @@ static void on_status_timer(struct loop *loop, void *arg)
     struct run *run = arg;
     draw_status(run);
     run->status_timer = loop_add_timer(loop, loop_now_ms() + 250, on_status_timer, run);
+    /* Only the redrawn line depends on it; the run goes on, and says so. */
+    if (!run->status_timer)
+        event(run, "the live status line stops: cannot arm its timer: %s", strerror(errno));
 }
 
 /* ---- checks ---- */
 
 static void finish(struct run *run, int code);
 static void abort_run(struct run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A timer the run depends on could not be armed (errno says why): the run
+ * cannot keep its timeline, so it is aborted and every fault reverted. */
+static void unarmed(struct run *run, const char *what, const char *name, const char *timer)
+{
+    abort_run(run, "%s '%s': cannot arm its %s: %s", what, name, timer, strerror(errno));
+}
 static void check_finalized(struct run *run, struct check_run *cr);
 
 static bool is_eventually(const struct check_run *cr)
@@ -240,6 +253,8 @@ static void on_tick(struct loop *loop, void *arg)
     if (cr->next_tick < now)
         cr->next_tick = now;
     cr->tick_timer = loop_add_timer(loop, cr->next_tick, on_tick, cr);
+    if (!cr->tick_timer)
+        unarmed(cr->run, "check", cr->check->name, "sampling timer");
 }
 
 static void on_window_end(struct loop *loop, void *arg)
@@ -262,9 +277,15 @@ static void start_check(struct check_run *cr, int64_t length_ms)
     if (is_eventually(cr) && (length_ms < 0 || cr->check->within_ms < length_ms))
         length_ms = cr->check->within_ms;
     cr->window_end = length_ms >= 0 ? now + length_ms : -1;
-    if (length_ms >= 0)
-        cr->end_timer = loop_add_timer(run->loop, now + length_ms, on_window_end, cr);
-    cr->tick_timer = loop_add_timer(run->loop, now, on_tick, cr);
+    /* A window whose end or first sample never comes would hold the run
+     * (or judge it on nothing): such a check ends the run instead. */
+    if (length_ms >= 0 &&
+        !(cr->end_timer = loop_add_timer(run->loop, now + length_ms, on_window_end, cr))) {
+        unarmed(run, "check", cr->check->name, "window-end timer");
+        return;
+    }
+    if (!(cr->tick_timer = loop_add_timer(run->loop, now, on_tick, cr)))
+        unarmed(run, "check", cr->check->name, "sampling timer");
 }
 
 static bool all_done(struct run *run, enum run_phase phase, bool *any_failed)
@@ -308,7 +329,7 @@ static void maybe_advance(struct run *run)
             return;
         if (failed) {
             event(run, "steady state did not hold before the faults: no fault was injected");
-            finish(run, 1);
+            finish(run, CHAOS_EXIT_FAILED);
         } else {
             begin_faults(run);
         }
@@ -324,7 +345,7 @@ static void maybe_advance(struct run *run)
         for (size_t i = 0; i < run->res->n_checks; i++)
             if (run->res->checks[i].res.verdict == CHECK_FAILED)
                 failed = true;
-        finish(run, failed ? 1 : 0);
+        finish(run, failed ? CHAOS_EXIT_FAILED : CHAOS_EXIT_OK);
         return;
     }
 }
@@ -460,6 +481,13 @@ static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const
         fault_event(fr, "revert_failed", detail);
         abort_run(run, "fault '%s' could not be reverted: %s", name, detail);
         break;
+    case ENGINE_ABORTED:
+        /* Ended early by the engine; what it applied is reverted. */
+        fr->ended_ms = rel_ms(run);
+        snprintf(fr->error, sizeof fr->error, "%s", detail);
+        fault_event(fr, "failed", detail);
+        abort_run(run, "%s", detail);
+        break;
     }
 }
 
@@ -483,6 +511,53 @@ static void on_fault_due(struct loop *loop, void *arg)
     }
 }
 
+/* What the watchdog found still open, for its abort reason. */
+static void still_open(const struct run *run, char *buf, size_t size)
+{
+    int off = 0;
+    const char *sep = "; still open: ";
+    buf[0] = '\0';
+    for (size_t i = 0; i < run->res->n_faults && off < (int)size; i++) {
+        const struct fault_record *fr = &run->res->faults[i];
+        if (fr->ended_ms < 0 && !fr->apply_failed && !fr->revert_failed) {
+            off += snprintf(buf + off, size - (size_t)off, "%sfault '%s'", sep, fr->fault->name);
+            sep = ", ";
+        }
+    }
+    for (size_t i = 0; i < run->res->n_checks && off < (int)size; i++) {
+        const struct check_run *cr = &run->res->checks[i];
+        if (cr->phase == PHASE_FAULTS && !cr->finalized) {
+            off += snprintf(buf + off, size - (size_t)off, "%scheck '%s'", sep, cr->check->name);
+            sep = ", ";
+        }
+    }
+}
+
+static int64_t after_ms(const struct scenario *s);
+
+static void on_watchdog(struct loop *loop, void *arg)
+{
+    struct run *run = arg;
+    run->watchdog_timer = 0;
+    char d[32], open[384];
+    duration_format(run->watchdog_ms, d, sizeof d);
+    still_open(run, open, sizeof open);
+    abort_run(run, "watchdog: the timeline did not end within %s of the fault phase's start%s", d,
+              open);
+}
+
+int64_t runner_watchdog_ms(const struct scenario *s)
+{
+    int64_t planned = scenario_fault_phase_ms(s);
+    if (after_ms(s) > planned)
+        planned = after_ms(s);
+    int64_t limit = s->max_duration_ms > planned ? s->max_duration_ms : planned;
+    /* The grace covers a timeline that slipped behind its plan (a slow
+     * apply delays every later timer), not one that stopped. */
+    int64_t grace = limit / 10 > RUNNER_WATCHDOG_GRACE_MS ? limit / 10 : RUNNER_WATCHDOG_GRACE_MS;
+    return limit + grace;
+}
+
 static void begin_faults(struct run *run)
 {
     run->phase = PHASE_FAULTS;
@@ -491,14 +566,36 @@ static void begin_faults(struct run *run)
     duration_format(scenario_fault_phase_ms(run->s), d, sizeof d);
     event(run, "fault phase begins (%zu fault%s over %s)", run->s->n_faults,
           run->s->n_faults == 1 ? "" : "s", d);
-    for (size_t i = 0; i < run->s->n_faults; i++)
+    /* Armed first: nothing may be applied that the watchdog does not cover. */
+    run->watchdog_ms =
+        run->opt->watchdog_ms > 0 ? run->opt->watchdog_ms : runner_watchdog_ms(run->s);
+    run->watchdog_timer =
+        loop_add_timer(run->loop, run->fault_t0 + run->watchdog_ms, on_watchdog, run);
+    if (!run->watchdog_timer) {
+        unarmed(run, "scenario", run->s->name, "watchdog timer");
+        return;
+    }
+    for (size_t i = 0; i < run->s->n_faults; i++) {
         run->fault_timers[i] = loop_add_timer(run->loop, run->fault_t0 + run->s->faults[i].at_ms,
                                               on_fault_due, &run->res->faults[i]);
+        if (!run->fault_timers[i]) {
+            unarmed(run, "fault", run->s->faults[i].name, "start timer");
+            return;
+        }
+    }
     start_phase_checks(run, PHASE_FAULTS);
+}
+
+static void cancel_watchdog(struct run *run)
+{
+    if (run->watchdog_timer)
+        loop_cancel_timer(run->loop, run->watchdog_timer);
+    run->watchdog_timer = 0;
 }
 
 static void begin_after(struct run *run)
 {
+    cancel_watchdog(run);
     run->phase = PHASE_AFTER;
     if (run->s->n_steady)
         event(run, "every fault has ended; checking the steady state again");
@@ -512,6 +609,7 @@ static void finish(struct run *run, int code)
     if (run->finishing)
         return;
     run->finishing = true;
+    cancel_watchdog(run);
     for (size_t i = 0; i < run->s->n_faults; i++)
         if (run->fault_timers[i]) {
             loop_cancel_timer(run->loop, run->fault_timers[i]);
@@ -537,11 +635,12 @@ static void finish(struct run *run, int code)
         }
     }
     /* A revert that fails marks its record revert_failed (on_engine_event),
-     * which the loop below turns into exit code 3. */
-    engine_revert_all(run->engine);
+     * which the loop below turns into CHAOS_EXIT_ABORTED; the count it
+     * returns says the same. */
+    IGNORE_RESULT(engine_revert_all(run->engine));
     for (size_t i = 0; i < run->res->n_faults; i++)
         if (run->res->faults[i].revert_failed)
-            code = 3;
+            code = CHAOS_EXIT_ABORTED;
     run->res->exit_code = code;
     clear_status(run);
     loop_stop(run->loop);
@@ -557,7 +656,7 @@ static void abort_run(struct run *run, const char *fmt, ...)
     va_end(ap);
     run->res->aborted = true;
     event(run, "ABORT: %s; reverting every fault", run->res->abort_reason);
-    finish(run, 3);
+    finish(run, CHAOS_EXIT_ABORTED);
 }
 
 static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
@@ -671,14 +770,14 @@ static void summarize(struct run_result *res)
         skipped += v == CHECK_SKIPPED;
     }
     res->checks_judged = passed + failed;
-    if (res->exit_code == 0 && passed + failed + skipped == 0)
+    if (res->exit_code == CHAOS_EXIT_OK && passed + failed + skipped == 0)
         snprintf(res->verdict, sizeof res->verdict,
                  "NOTHING CHECKED: the faults ran and were reverted, but the scenario has no "
                  "steady_state or expect check");
-    else if (res->exit_code == 3)
+    else if (res->exit_code == CHAOS_EXIT_ABORTED)
         snprintf(res->verdict, sizeof res->verdict, "ABORTED: %s",
                  res->abort_reason[0] ? res->abort_reason : "a fault could not be reverted");
-    else if (res->exit_code == 1)
+    else if (res->exit_code == CHAOS_EXIT_FAILED)
         snprintf(res->verdict, sizeof res->verdict, "FAILED: %zu of %zu checks failed%s", failed,
                  passed + failed + skipped, skipped ? " (some were not reached)" : "");
     else
@@ -741,8 +840,9 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         run.expected_total += after_ms(s) - scenario_fault_phase_ms(s);
     event(&run, "scenario '%s': %zu fault%s, %zu check%s", s->name, s->n_faults,
           s->n_faults == 1 ? "" : "s", s->n_steady + s->n_expect, s->n_steady + s->n_expect == 1 ? "" : "s");
-    if (opt->live)
-        run.status_timer = loop_add_timer(run.loop, loop_now_ms() + 250, on_status_timer, &run);
+    if (opt->live &&
+        !(run.status_timer = loop_add_timer(run.loop, loop_now_ms() + 250, on_status_timer, &run)))
+        event(&run, "no live status line: cannot arm its timer: %s", strerror(errno));
     run.phase = PHASE_BEFORE;
     if (s->n_steady)
         event(&run, "checking the steady state");
@@ -750,7 +850,8 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
     maybe_advance(&run);
     if (!run.finishing && (r = loop_run(run.loop)) < 0) {
         chaos_err_set(err, -r, "event loop: %s", strerror(-r));
-        engine_revert_all(run.engine);
+        /* A revert that fails keeps its journal for `chaos recover`. */
+        IGNORE_RESULT(engine_revert_all(run.engine));
         goto out_sig;
     }
     run.res->duration_ms = rel_ms(&run);

@@ -57,7 +57,8 @@ struct check_run {
 };
 
 struct run_result {
-    int exit_code;        /* 0 held, 1 a check failed, 3 aborted or a fault failed */
+    int exit_code;        /* enum chaos_exit (exit_codes.h): OK held, FAILED a check
+                             failed, ABORTED aborted or a fault failed */
     bool aborted;
     bool interrupted;     /* by SIGINT or SIGTERM */
     char abort_reason[768];
@@ -77,7 +78,20 @@ struct run_options {
     const char *state_dir; /* journals go under <state_dir>/journal */
     FILE *out;             /* progress lines and the final verdict */
     bool live;             /* out is a terminal: keep a redrawn status line */
+    int64_t watchdog_ms;   /* > 0: the watchdog's limit instead of runner_watchdog_ms()
+                              (tests use it to force an overrun) */
 };
+
+/* The least time the watchdog ever gives a timeline past its plan. */
+#define RUNNER_WATCHDOG_GRACE_MS 10000
+
+/* The watchdog's limit for s, from the fault phase's start: the longer of
+ * max_duration and the planned timeline (the fault phase, or the end of the
+ * last `after` window when that is later), plus a grace of a tenth of that,
+ * at least RUNNER_WATCHDOG_GRACE_MS. A timeline not ended by then is aborted
+ * (exit 3, "watchdog: the timeline did not end within ...") and every fault
+ * reverted: a safety net under the engine's own revert timers. */
+int64_t runner_watchdog_ms(const struct scenario *s);
 
 /* Runs s. Returns 0 with *out set (the verdict is in (*out)->exit_code), or a
  * negative errno with err set when the run could not start at all (no

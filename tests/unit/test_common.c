@@ -170,10 +170,10 @@ Test(loop, timers_fire_in_order_and_cancel_works)
     cr_assert(l);
     int a = 0, b = 0, c = 0;
     int64_t now = loop_now_ms();
-    loop_add_timer(l, now + 30, mark, &a);
+    cr_assert(loop_add_timer(l, now + 30, mark, &a));
     uint64_t id = loop_add_timer(l, now + 10, mark, &b);
-    loop_add_timer(l, now + 5, mark, &c);
-    loop_add_timer(l, now + 50, stop_cb, NULL);
+    cr_assert(loop_add_timer(l, now + 5, mark, &c));
+    cr_assert(loop_add_timer(l, now + 50, stop_cb, NULL));
     loop_cancel_timer(l, id);
     cr_assert_eq(loop_run(l), 0);
     cr_expect(loop_now_ms() - now >= 50, "stop timer fired early");
@@ -201,7 +201,7 @@ Test(loop, fd_events_are_dispatched)
     cr_assert_eq(loop_add_fd(l, p[0], EPOLLIN, on_pipe, &got), 0);
     cr_expect_eq(loop_add_fd(l, p[0], EPOLLIN, on_pipe, &got), -EEXIST);
     cr_assert_eq(write(p[1], "abc", 3), 3);
-    loop_add_timer(l, loop_now_ms() + 2000, stop_cb, NULL); /* a bug fails, not hangs */
+    cr_assert(loop_add_timer(l, loop_now_ms() + 2000, stop_cb, NULL)); /* a bug fails, not hangs */
     cr_assert_eq(loop_run(l), 0);
     cr_expect_eq(got, 3);
     close(p[0]);

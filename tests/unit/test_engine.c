@@ -1,16 +1,20 @@
 /* The engine's lifecycle with a fake fault kind: durations enforced by the
  * engine, steps, apply/revert failures, the journal written before apply and
- * kept when a revert fails; and the journal's crash-tolerant reading. */
+ * kept when a revert fails, timers that cannot be armed (a real pause of a
+ * real process among them); and the journal's crash-tolerant reading. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "engine.h"
 #include "journal.h"
+#include "proc_stat.h"
 
 /* ---- a fake fault kind that records what the engine asks of it ---- */
 
@@ -109,7 +113,8 @@ static void teardown(void)
 }
 
 struct events {
-    int applied, reverted, finished, failed, stepped;
+    int applied, reverted, finished, failed, stepped, aborted;
+    char last[1024];
     struct loop *loop;
     bool stop_on_end;
 };
@@ -124,8 +129,13 @@ static void on_event(struct engine_fault *f, enum engine_event ev, const char *d
     case ENGINE_FINISHED: e->finished++; break;
     case ENGINE_REVERTED: e->reverted++; break;
     case ENGINE_FAILED: e->failed++; break;
+    case ENGINE_ABORTED:
+        e->aborted++;
+        break;
     }
-    if (e->stop_on_end && (ev == ENGINE_REVERTED || ev == ENGINE_FINISHED || ev == ENGINE_FAILED))
+    snprintf(e->last, sizeof e->last, "%s", d);
+    if (e->stop_on_end && (ev == ENGINE_REVERTED || ev == ENGINE_FINISHED || ev == ENGINE_FAILED ||
+                           ev == ENGINE_ABORTED))
         loop_stop(e->loop);
 }
 
@@ -153,7 +163,7 @@ Test(engine, duration_is_enforced_by_the_engine)
     cr_expect(flog.journal_seen_at_apply, "undo record was not durable before apply touched");
     cr_expect_eq(engine_fault_state(f), FAULT_ACTIVE);
     bool timed_out = false;
-    loop_add_timer(l, t0 + 3000, give_up, &timed_out);
+    cr_assert(loop_add_timer(l, t0 + 3000, give_up, &timed_out));
     loop_run(l);
     cr_assert_not(timed_out, "the engine never reverted on its own");
     cr_expect_geq(loop_now_ms() - t0, 100, "reverted before the duration ended");
@@ -182,7 +192,7 @@ Test(engine, repeated_actions_step_then_finish)
     int64_t t0 = loop_now_ms();
     cr_assert_eq(engine_apply(e, "k", &rep, -1, on_event, &ev, &f, &err), 0);
     bool timed_out = false;
-    loop_add_timer(l, loop_now_ms() + 3000, give_up, &timed_out);
+    cr_assert(loop_add_timer(l, loop_now_ms() + 3000, give_up, &timed_out));
     loop_run(l);
     cr_assert_not(timed_out);
     cr_expect_geq(loop_now_ms() - t0, 80, "finished before every x count had passed");
@@ -267,6 +277,165 @@ Test(engine, protected_pids_include_self_parent_and_init)
     cr_expect(fault_env_is_protected(&env, getppid()));
     cr_expect(fault_env_is_protected(&env, 4242));
     cr_expect_not(fault_env_is_protected(&env, 4243));
+    engine_free(e);
+    loop_free(l);
+}
+
+/* ---- timers that cannot be armed ---- */
+
+static char proc_state(pid_t pid)
+{
+    struct proc_stat st;
+    return proc_stat_read(pid, &st) == 0 ? st.state : '?';
+}
+
+/* The process state once the signals sent to it have landed: a SIGSTOP or
+ * SIGCONT takes effect when the process next runs, not when kill returns,
+ * so a state read at once may predate a stop. After a pause, then 'T' for a
+ * second means it stays stopped. */
+static char settled_state(pid_t pid)
+{
+    usleep(200000);
+    char c = proc_state(pid);
+    for (int i = 0; i < 100 && c == 'T'; i++) {
+        usleep(10000);
+        c = proc_state(pid);
+    }
+    return c;
+}
+
+static pid_t spawn_sleep(void)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    /* Wait until it is sleep (not the fork still on its way to exec). */
+    for (int i = 0; i < 200; i++) {
+        struct proc_stat st;
+        if (proc_stat_read(pid, &st) == 0 && strcmp(st.comm, "sleep") == 0)
+            break;
+        usleep(5000);
+    }
+    return pid;
+}
+
+static void reap_sleep(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static bool journal_has(const char *op, const char *id)
+{
+    FILE *f = fopen(flog.journal, "r");
+    if (!f)
+        return false;
+    char line[8192];
+    bool found = false;
+    char want_op[64], want_id[128];
+    snprintf(want_op, sizeof want_op, "\"op\":\"%s\"", op);
+    snprintf(want_id, sizeof want_id, "\"id\":\"%s\"", id);
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, want_op) && strstr(line, want_id);
+    fclose(f);
+    return found;
+}
+
+/* The acceptance test of the timer-failure rule: a real pause (SIGSTOP) of a
+ * real process whose revert timer cannot be armed must not stay applied. */
+Test(engine, pause_whose_revert_timer_cannot_be_armed_is_not_left_applied)
+{
+    pid_t kid = spawn_sleep();
+    struct loop *l = loop_new();
+    struct engine *e;
+    struct chaos_err err = {0};
+    cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0, "%s", err.msg);
+    char target[64];
+    snprintf(target, sizeof target, "{\"pid\": %d}", (int)kid);
+    json_t *t = json_loads(target, 0, NULL), *p = json_pack("{s:s}", "action", "pause");
+    struct fault_spec *spec = NULL;
+    cr_assert_eq(fault_spec_parse("process", t, p, "faults[0] 'freeze'", 60000, &spec, &err), 0,
+                 "%s", err.msg);
+    struct events ev = {.loop = l};
+    struct engine_fault *f = NULL;
+    loop_fail_next_timers(l, 1); /* the revert timer, the first the apply arms */
+    int r = engine_apply(e, "freeze", spec, 60000, on_event, &ev, &f, &err);
+    char state = settled_state(kid);
+    if (state == 'T')
+        kill(kid, SIGCONT); /* never leave it stopped, even when the test fails */
+    cr_expect_lt(r, 0, "apply succeeded although its revert timer was never armed");
+    cr_expect(strstr(err.msg, "fault 'freeze': cannot arm its revert timer: Cannot allocate "
+                              "memory; reverted"),
+              "%s", err.msg);
+    cr_expect_neq(state, 'T', "the paused process was left stopped (state %c)", state);
+    cr_expect_neq(state, '?', "the sleep child is gone");
+    cr_assert(f);
+    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_expect_str_eq(engine_fault_error(f), err.msg);
+    cr_expect_eq(ev.applied, 0, "a failed apply emits nothing");
+    cr_expect_eq(engine_active_count(e), 0);
+    cr_expect(journal_has("apply", engine_fault_id(f)), "the pause was not journalled first");
+    cr_expect(journal_has("revert", engine_fault_id(f)), "the journal does not show the revert");
+    size_t pending = 99;
+    cr_expect_eq(journal_read_pending(flog.journal, NULL, NULL, NULL, &pending, &err), 0);
+    cr_expect_eq(pending, 0, "the journal still says the pause is applied");
+    engine_free(e);
+    cr_expect_neq(access(flog.journal, F_OK), 0, "journal kept although nothing is applied");
+    loop_free(l);
+    fault_spec_free(spec);
+    json_decref(t);
+    json_decref(p);
+    reap_sleep(kid);
+}
+
+Test(engine, revert_timer_unarmed_and_revert_failing_keeps_the_journal)
+{
+    struct loop *l = loop_new();
+    struct engine *e;
+    struct chaos_err err = {0};
+    cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0);
+    flog.fail_revert = true;
+    struct engine_fault *f;
+    loop_fail_next_timers(l, 1);
+    cr_expect_lt(engine_apply(e, "p", &lasting, 60000, on_event, NULL, &f, &err), 0);
+    cr_expect(strstr(err.msg, "fault 'p': cannot arm its revert timer: "), "%s", err.msg);
+    cr_expect(strstr(err.msg, "its revert failed too: fake revert failed; the journal keeps it"),
+              "%s", err.msg);
+    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    engine_free(e);
+    size_t pending = 0;
+    cr_expect_eq(journal_read_pending(flog.journal, NULL, NULL, NULL, &pending, &err), 0);
+    cr_expect_eq(pending, 1, "a fault that may still be applied must stay in the journal");
+    loop_free(l);
+}
+
+Test(engine, step_timer_unarmed_ends_a_repeated_fault_as_failed)
+{
+    struct loop *l = loop_new();
+    struct engine *e;
+    struct chaos_err err = {0};
+    cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0);
+    flog.steps_wanted = 3;
+    struct events ev = {.loop = l, .stop_on_end = true};
+    struct engine_fault *f;
+    struct fault_spec rep = {.ops = &fake_ops, .info = {.natural_duration_ms = 80}};
+    cr_assert_eq(engine_apply(e, "k", &rep, -1, on_event, &ev, &f, &err), 0, "%s", err.msg);
+    bool timed_out = false;
+    cr_assert(loop_add_timer(l, loop_now_ms() + 3000, give_up, &timed_out));
+    loop_fail_next_timers(l, 1); /* the next round's timer, armed by the first step */
+    loop_run(l);
+    cr_assert_not(timed_out, "the fault neither went on nor ended");
+    cr_expect_eq(flog.steps, 1, "a round ran without its timer");
+    cr_expect_eq(ev.aborted, 1);
+    cr_expect_eq(ev.finished, 0, "reported finished although its rounds were cut short");
+    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_expect(strstr(ev.last, "fault 'k': cannot arm its timer for its next round: "), "%s",
+              ev.last);
+    cr_expect_eq(engine_active_count(e), 0);
     engine_free(e);
     loop_free(l);
 }

@@ -999,7 +999,7 @@ Test(probe_runner, freed_with_samples_in_flight, .init = server_start, .fini = s
         run_start(&r, c);
         run_start(&r, h);
     }
-    loop_add_timer(r.loop, loop_now_ms() + 200, stop_loop, NULL);
+    cr_assert(loop_add_timer(r.loop, loop_now_ms() + 200, stop_loop, NULL));
     cr_assert(loop_run(r.loop) == 0);
     cr_assert_eq(r.n, 0);
     run_start(&r, missing); /* its failure is queued, never delivered */
@@ -1007,7 +1007,7 @@ Test(probe_runner, freed_with_samples_in_flight, .init = server_start, .fini = s
     cr_assert_eq(r.n, 0, "a callback ran after the runner was freed");
     assert_no_children();
     /* nothing the runner watched is left on the loop */
-    loop_add_timer(r.loop, loop_now_ms() + 100, stop_loop, NULL);
+    cr_assert(loop_add_timer(r.loop, loop_now_ms() + 100, stop_loop, NULL));
     cr_assert(loop_run(r.loop) == 0);
     cr_assert_eq(r.n, 0);
     loop_free(r.loop);

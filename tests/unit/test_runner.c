@@ -1,0 +1,126 @@
+/* The runner's watchdog: a timeline that has not ended by its limit is
+ * aborted (exit 3) and every fault reverted; the limit it takes from a
+ * scenario covers max_duration and the planned timeline. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "exit_codes.h"
+#include "loop.h"
+#include "proc_stat.h"
+#include "runner.h"
+#include "scenario.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/chaos-t-runner-XXXXXX");
+    cr_assert(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(runner, .init = setup, .fini = teardown);
+
+static struct scenario *parse(const char *text)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    cr_assert(root, "%s", jerr.text);
+    struct scenario *s = NULL;
+    struct chaos_err err = {0};
+    cr_assert_eq(scenario_parse(root, "inline.json", &s, &err), 0, "%s", err.msg);
+    json_decref(root);
+    return s;
+}
+
+static pid_t spawn_sleep(void)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        execlp("sleep", "sleep", "60", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        struct proc_stat st;
+        if (proc_stat_read(pid, &st) == 0 && strcmp(st.comm, "sleep") == 0)
+            break;
+        usleep(5000);
+    }
+    return pid;
+}
+
+/* The watchdog (here at 300ms, as if the timeline had overrun its limit)
+ * ends a run whose pause would last 5s: the run is aborted, the reason
+ * names the watchdog and what was still open, and the process runs again. */
+Test(runner, watchdog_aborts_an_overrun_timeline_and_reverts)
+{
+    pid_t kid = spawn_sleep();
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\"version\": 1, \"name\": \"overrun\", \"faults\": [{\"name\": \"freeze\", "
+             "\"kind\": \"process\", \"at\": \"0s\", \"duration\": \"5s\", \"target\": "
+             "{\"pid\": %d}, \"params\": {\"action\": \"pause\"}}]}",
+             (int)kid);
+    struct scenario *s = parse(text);
+    FILE *out = tmpfile();
+    cr_assert(out);
+    struct run_options opt = {.state_dir = dir, .out = out, .watchdog_ms = 300};
+    struct run_result *res = NULL;
+    struct chaos_err err = {0};
+    int64_t t0 = loop_now_ms();
+    cr_assert_eq(runner_run(s, &opt, &res, &err), 0, "%s", err.msg);
+    int64_t took = loop_now_ms() - t0;
+    usleep(200000); /* let the SIGCONT land */
+    struct proc_stat st;
+    int r = proc_stat_read(kid, &st);
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    cr_expect_eq(res->exit_code, CHAOS_EXIT_ABORTED);
+    cr_expect(res->aborted);
+    const char *want = "watchdog: the timeline did not end within 300ms of the fault phase's "
+                       "start; still open: fault 'freeze'";
+    cr_expect(strncmp(res->abort_reason, want, strlen(want)) == 0, "%s", res->abort_reason);
+    cr_expect(strstr(res->verdict, "ABORTED: watchdog: "), "%s", res->verdict);
+    cr_expect_lt(took, 4000, "the run waited for the fault's own end (%lld ms)", (long long)took);
+    cr_expect_eq(r, 0);
+    cr_expect_neq(st.state, 'T', "the paused process was left stopped");
+    cr_expect_eq(res->n_faults, 1);
+    cr_expect_geq(res->faults[0].ended_ms, 0, "the fault was not reverted");
+    cr_expect_not(res->faults[0].revert_failed);
+    run_result_free(res);
+    scenario_free(s);
+    fclose(out);
+}
+
+/* A scenario that runs as planned never meets its watchdog: the limit is
+ * past max_duration, past the fault phase and past the last `after` window. */
+Test(runner, watchdog_limit_covers_max_duration_and_the_timeline)
+{
+    struct scenario *s = parse(
+        "{\"version\": 1, \"name\": \"w\", \"max_duration\": \"2s\", \"faults\": [{\"name\": "
+        "\"k\", \"kind\": \"process\", \"at\": \"1s\", \"target\": {\"name\": \"chaos-t-none\"}, "
+        "\"params\": {\"action\": \"kill\"}}], \"expect\": [{\"name\": \"later\", \"after\": "
+        "\"k\", \"for\": \"30s\", \"every\": \"1s\", \"probe\": {\"command\": {\"argv\": "
+        "[\"true\"]}}}]}");
+    int64_t w = runner_watchdog_ms(s);
+    cr_expect_geq(w, 31000 + RUNNER_WATCHDOG_GRACE_MS, "%lld", (long long)w);
+    scenario_free(s);
+    s = parse("{\"version\": 1, \"name\": \"w\", \"max_duration\": \"10m\", \"faults\": [{\"name\": "
+              "\"k\", \"kind\": \"process\", \"at\": \"1s\", \"target\": {\"name\": "
+              "\"chaos-t-none\"}, \"params\": {\"action\": \"kill\"}}]}");
+    w = runner_watchdog_ms(s);
+    cr_expect_eq(w, 600000 + 60000, "a tenth of the limit as grace: %lld", (long long)w);
+    scenario_free(s);
+}
