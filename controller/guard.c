@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "engine.h"
+#include "exit_codes.h"
+#include "util.h"
 
 static void guard_log(const char *line, void *arg)
 {
@@ -24,7 +26,7 @@ static void __attribute__((noreturn)) guard_main(int rfd, int ready_fd, pid_t ru
      * job control kill the run's whole group, and the guard must outlive
      * exactly that. The run waits for this (ready_fd closing) before it
      * applies anything. setsid cannot fail in a fresh fork (not a leader). */
-    (void)setsid();
+    IGNORE_RESULT(setsid());
     close(ready_fd);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
@@ -39,14 +41,14 @@ static void __attribute__((noreturn)) guard_main(int rfd, int ready_fd, pid_t ru
         n = read(rfd, &c, 1);
     while (n < 0 && errno == EINTR);
     if (n == 1)
-        _exit(0); /* the run ended and reverted: nothing to do */
+        _exit(CHAOS_EXIT_OK); /* the run ended and reverted: nothing to do */
     struct chaos_err err = {0};
     fprintf(stderr, "chaos-guard: chaos run (pid %d) died without reverting; recovering\n",
             (int)run_pid);
     int r = engine_recover_file(journal, guard_log, NULL, &err);
     if (r < 0)
         fprintf(stderr, "chaos-guard: %s\n", err.msg);
-    _exit(r == 0 ? 0 : 3);
+    _exit(r == 0 ? CHAOS_EXIT_OK : CHAOS_EXIT_ABORTED);
 }
 
 int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err)

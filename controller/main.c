@@ -12,15 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 #include "engine.h"
+#include "exit_codes.h"
 #include "outpath.h"
 #include "report.h"
 #include "runner.h"
 #include "scenario.h"
-
-#define EXIT_HELD 0
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_ABORTED 3
 
 static const char usage_text[] =
     "Usage: chaos COMMAND [OPTIONS]\n"
@@ -66,7 +62,7 @@ static int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ..
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputs("; try 'chaos --help'\n", stderr);
-    return EXIT_USAGE;
+    return CHAOS_EXIT_USAGE;
 }
 
 /* Every path a run writes is checked before anything is touched: a report
@@ -113,20 +109,20 @@ static int cmd_validate(int argc, char **argv)
             continue;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
-            return EXIT_HELD;
+            return CHAOS_EXIT_OK;
         }
         if (is_run_option(argv[i]))
             return usage_error("validate: '%s' is an option of 'chaos run', not of validate",
                                argv[i]);
         return usage_error("validate: unknown option '%s'", argv[i]);
     }
-    int rc = EXIT_HELD;
+    int rc = CHAOS_EXIT_OK;
     for (int i = 1; i < argc; i++) {
         struct scenario *s = NULL;
         struct chaos_err err = {0};
         if (scenario_load(argv[i], &s, &err) < 0) {
             fprintf(stderr, "chaos: %s\n", err.msg);
-            rc = EXIT_USAGE;
+            rc = CHAOS_EXIT_USAGE;
             continue;
         }
         printf("%s: ok (%zu fault%s, %zu check%s)\n", argv[i], s->n_faults,
@@ -142,7 +138,6 @@ static int cmd_validate(int argc, char **argv)
 
 static void print_recovery(const char *line, void *arg)
 {
-    (void)arg;
     printf("%s\n", line);
 }
 
@@ -162,7 +157,9 @@ static int cmd_recover(int argc, char **argv)
         switch (c) {
         case 's': state_dir = optarg; break;
         case 'a': all = true; break;
-        case 'h': fputs(usage_text, stdout); return EXIT_HELD;
+        case 'h':
+            fputs(usage_text, stdout);
+            return CHAOS_EXIT_OK;
         default: return usage_error("recover: bad option '%s'", argv[optind - 1]);
         }
     }
@@ -174,20 +171,20 @@ static int cmd_recover(int argc, char **argv)
     int failed = engine_recover_dir(dir, all, print_recovery, NULL, &err);
     if (failed < 0) {
         fprintf(stderr, "chaos: recover: %s\n", err.msg);
-        return EXIT_ABORTED;
+        return CHAOS_EXIT_ABORTED;
     }
     if (failed) {
         fprintf(stderr,
                 "chaos: recover: %d fault%s could not be reverted or journal%s could not be "
                 "read (see above); their journals were kept\n",
                 failed, failed == 1 ? "" : "s", failed == 1 ? "" : "s");
-        return EXIT_ABORTED;
+        return CHAOS_EXIT_ABORTED;
     }
-    return EXIT_HELD;
+    return CHAOS_EXIT_OK;
 }
 
-/* Writes the reports asked for; returns the run's exit code, or 3 when it
- * held but a report could not be written. */
+/* Writes the reports asked for; returns the run's exit code, or
+ * CHAOS_EXIT_ABORTED when it held but a report could not be written. */
 static int write_reports(const struct scenario *s, const struct run_result *res,
                          const char *json_path, const char *junit_path)
 {
@@ -196,7 +193,7 @@ static int write_reports(const struct scenario *s, const struct run_result *res,
     if (json_path) {
         if (report_write_json(s, res, json_path, &err) < 0) {
             fprintf(stderr, "chaos: --report-json: %s\n", err.msg);
-            rc = rc ? rc : EXIT_ABORTED;
+            rc = rc != CHAOS_EXIT_OK ? rc : CHAOS_EXIT_ABORTED;
         } else {
             printf("JSON report: %s\n", json_path);
         }
@@ -204,7 +201,7 @@ static int write_reports(const struct scenario *s, const struct run_result *res,
     if (junit_path) {
         if (report_write_junit(s, res, junit_path, &err) < 0) {
             fprintf(stderr, "chaos: --junit: %s\n", err.msg);
-            rc = rc ? rc : EXIT_ABORTED;
+            rc = rc != CHAOS_EXIT_OK ? rc : CHAOS_EXIT_ABORTED;
         } else {
             printf("JUnit report: %s\n", junit_path);
         }
@@ -238,7 +235,9 @@ static int cmd_run(int argc, char **argv)
         case 'i':
             return usage_error("run: --inventory %s: remote agents are not supported by this "
                                "version yet; faults run on this machine", optarg);
-        case 'h': fputs(usage_text, stdout); return EXIT_HELD;
+        case 'h':
+            fputs(usage_text, stdout);
+            return CHAOS_EXIT_OK;
         case ':':
             return usage_error("run: option '%s' needs a value (it is missing)",
                                argv[optind - 1]);
@@ -252,13 +251,13 @@ static int cmd_run(int argc, char **argv)
     const char *file = argv[optind];
 
     if (check_output_paths(file, json_path, junit_path, state_dir) < 0)
-        return EXIT_USAGE;
+        return CHAOS_EXIT_USAGE;
 
     struct scenario *s = NULL;
     struct chaos_err err = {0};
     if (scenario_load(file, &s, &err) < 0) {
         fprintf(stderr, "chaos: %s\n", err.msg);
-        return EXIT_USAGE;
+        return CHAOS_EXIT_USAGE;
     }
     char warning[512];
     if (scenario_warning(s, warning, sizeof warning))
@@ -266,7 +265,7 @@ static int cmd_run(int argc, char **argv)
     if (dry_run) {
         runner_print_plan(s, stdout);
         scenario_free(s);
-        return EXIT_HELD;
+        return CHAOS_EXIT_OK;
     }
 
     const char *term = getenv("TERM");
@@ -279,7 +278,7 @@ static int cmd_run(int argc, char **argv)
     if (runner_run(s, &opt, &res, &err) < 0) {
         fprintf(stderr, "chaos: run could not start: %s\n", err.msg);
         scenario_free(s);
-        return EXIT_ABORTED;
+        return CHAOS_EXIT_ABORTED;
     }
     report_print_verdict(s, res, stdout);
     int rc = write_reports(s, res, json_path, junit_path);
@@ -307,11 +306,11 @@ int main(int argc, char **argv)
         return cmd_recover(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
-        return EXIT_HELD;
+        return CHAOS_EXIT_OK;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("chaos %s\n", CHAOS_VERSION);
-        return EXIT_HELD;
+        return CHAOS_EXIT_OK;
     }
     if (!strcmp(cmd, "controller") || !strcmp(cmd, "status") || !strcmp(cmd, "abort") ||
         !strcmp(cmd, "history"))
