@@ -27,12 +27,8 @@
 #include "tc_snapshot.h"
 #include "util.h"
 
-/* Undo on a path that already failed: the first error is the one to report. */
-#define best_effort(call) \
-    do {                  \
-        if ((call) < 0) { \
-        }                 \
-    } while (0)
+/* Undo on a path that already failed uses IGNORE_RESULT (util.h): the
+ * first error is the one to report. */
 
 struct net_spec {
     struct net_target target;
@@ -267,11 +263,11 @@ static int apply_locked(const struct fault_env *env, const struct net_spec *s, s
                 r = net_tree_install(t, &st->ns, &now, &s->params, in_rules, n_in, err);
             net_tree_plan_clear(&now);
             if (r < 0)
-                best_effort(net_tree_ingress_detach(t, &st->ns, st->ifindex, st->ifname, NULL));
+                IGNORE_RESULT(net_tree_ingress_detach(t, &st->ns, st->ifindex, st->ifname, NULL));
         }
         if (r < 0) {
             st->ingress.on = false;
-            (void)remove_sides(t, st, NULL, NULL);
+            IGNORE_RESULT(remove_sides(t, st, NULL, NULL));
             st->egress.on = false;
             goto out;
         }

@@ -559,11 +559,10 @@ static int pause_apply(const struct fault_env *env, struct proc_state *st, struc
          * record so a recovery does not send SIGCONT to them later. Errors
          * here cannot be reported better than the one we already have. */
         struct chaos_err ignored = {0};
-        (void)resume_all(st, &ignored);
-        if (journal_victims(env, st, 0, &ignored) < 0) {
-            /* The record still names processes we resumed: recovery would
-             * only send them a harmless extra SIGCONT. */
-        }
+        IGNORE_RESULT(resume_all(st, &ignored));
+        /* If this fails, the record still names processes we resumed:
+         * recovery would only send them a harmless extra SIGCONT. */
+        IGNORE_RESULT(journal_victims(env, st, 0, &ignored));
         return r;
     }
     return 0;

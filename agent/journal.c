@@ -135,7 +135,8 @@ static int create_with_owner(struct journal *j, unsigned long long start, struct
         close(j->fd);
         j->fd = -1;
     }
-    (void)unlink(tmp);
+    /* Only the way to a complete file; a leftover PATH.new names no journal. */
+    IGNORE_RESULT(unlink(tmp));
     if (r < 0 || j->fd >= 0)
         return r;
     /* A journal by that name exists already: append to it. */
@@ -176,10 +177,11 @@ int journal_open(const char *path, struct journal **out, struct chaos_err *err)
         free(j);
         return r;
     }
-    /* Make the new file's name durable too, not only its contents. */
+    /* Make the new file's name durable too, not only its contents (best
+     * effort: every record is fsynced as it is written). */
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0)
-        (void)fsync(dfd);
+        IGNORE_RESULT(fsync(dfd));
     *out = j;
     return 0;
 }
@@ -189,8 +191,9 @@ void journal_close(struct journal *j, bool remove_file)
     if (!j)
         return;
     close(j->fd);
+    /* A journal left with nothing pending is removed by the next recovery. */
     if (remove_file)
-        (void)unlink(j->path);
+        IGNORE_RESULT(unlink(j->path));
     free(j->path);
     free(j);
 }

@@ -391,6 +391,9 @@ struct fam_layout {
 static const struct fam_layout fam_v4 = {AF_INET, ETH_P_IP, 12, 16, 4, 8, 16, 20, 1};
 static const struct fam_layout fam_v6 = {AF_INET6, ETH_P_IPV6, 8, 24, 16, 4, 8, 40, 58};
 
+/* Callers ignore the result (IGNORE_RESULT): a rule gets at most 4 + 4
+ * address words, a protocol, 2 IPv4 header checks and a port key, which is
+ * within NET_U32_MAX_KEYS by construction, so the bound never trips. */
 static int add_key(struct net_u32_rule *r, uint32_t val, uint32_t mask, int off)
 {
     if (r->n_keys >= NET_U32_MAX_KEYS)
@@ -409,7 +412,7 @@ static void add_cidr_keys(struct net_u32_rule *r, const struct net_cidr *c, int 
         uint32_t mask = keep >= 32 ? 0xffffffffu : ~(0xffffffffu >> keep);
         uint32_t val;
         memcpy(&val, c->addr + w * 4, 4);
-        (void)add_key(r, ntohl(val), mask, off + w * 4);
+        IGNORE_RESULT(add_key(r, ntohl(val), mask, off + w * 4));
     }
 }
 
@@ -497,22 +500,22 @@ static int family_rules(const struct net_scope *s, bool mirrored, const struct f
                         if (n_src)
                             add_cidr_keys(&r, &src[si], f->src_off);
                         if (protos[pi])
-                            (void)add_key(&r, (uint32_t)protos[pi] << f->proto_shift,
-                                          0xffu << f->proto_shift, f->proto_word);
+                            IGNORE_RESULT(add_key(&r, (uint32_t)protos[pi] << f->proto_shift,
+                                                  0xffu << f->proto_shift, f->proto_word));
                         if (ports) {
                             if (f->family == AF_INET) {
                                 /* IHL 5 (no options, so ports sit at 20)
                                  * and fragment offset 0 (ports present). */
-                                (void)add_key(&r, 0x05000000, 0x0f000000, 0);
-                                (void)add_key(&r, 0, 0x00001fff, 4);
+                                IGNORE_RESULT(add_key(&r, 0x05000000, 0x0f000000, 0));
+                                IGNORE_RESULT(add_key(&r, 0, 0x00001fff, 4));
                             }
                             uint32_t val = (uint32_t)sv[b] << 16 | dv[a];
                             uint32_t mask = (uint32_t)sm[b] << 16 | dm[a];
                             if (mask)
-                                (void)add_key(&r, val, mask, f->l4_off);
+                                IGNORE_RESULT(add_key(&r, val, mask, f->l4_off));
                         }
                         if (r.n_keys == 0) /* u32 needs one key: match all */
-                            (void)add_key(&r, 0, 0, 0);
+                            IGNORE_RESULT(add_key(&r, 0, 0, 0));
                         int rc = sink_push(sink, &r, err);
                         if (rc < 0)
                             return rc;
@@ -532,7 +535,7 @@ int net_scope_rules(const struct net_scope *s, bool mirrored, struct net_u32_rul
     /* Nothing to tell packets apart by: one rule for every frame. */
     if (!any_addr && s->proto == NET_PROTO_ANY && !s->n_dport && !s->n_sport) {
         struct net_u32_rule r = {.eth_proto = ETH_P_ALL};
-        (void)add_key(&r, 0, 0, 0);
+        IGNORE_RESULT(add_key(&r, 0, 0, 0));
         int rc = sink_push(&sink, &r, err);
         if (rc < 0)
             return rc;

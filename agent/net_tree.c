@@ -26,12 +26,8 @@
 #include "tc_snapshot.h"
 #include "util.h"
 
-/* Undo on a path that already failed: the first error is the one to report. */
-#define best_effort(call) \
-    do {                  \
-        if ((call) < 0) { \
-        }                 \
-    } while (0)
+/* Undo on a path that already failed uses IGNORE_RESULT (util.h): the
+ * first error is the one to report. */
 
 #define STATE_DIR "/run/chaos/net"
 #define ROOT_HANDLE TC_HANDLE(NET_TREE_ROOT_MAJOR, 0)
@@ -456,20 +452,20 @@ int net_tree_install(struct nl_tc *t, const struct nltc_ns_id *ns, const struct 
 
     /* Undo in reverse; the first error is the one reported. */
 drop_slot:
-    (void)del_slot(t, ifindex, ifname, plan->slot, NULL);
+    IGNORE_RESULT(del_slot(t, ifindex, ifname, plan->slot, NULL));
 drop_root:
     if (plan->create_root)
-        (void)del_root(t, ifindex, ifname, NULL);
+        IGNORE_RESULT(del_root(t, ifindex, ifname, NULL));
 put_back:
     if (plan->snapshot)
-        (void)restore_root(t, ifindex, ifname, plan->snapshot, NULL);
+        IGNORE_RESULT(restore_root(t, ifindex, ifname, plan->snapshot, NULL));
 drop_state:
     if (plan->snapshot)
         json_object_del(st, "snapshot");
     if (plan->owner[0])
         slot_owner_drop(st, plan->slot);
     state_tidy(st);
-    (void)state_write(ns, ifindex, st, NULL);
+    IGNORE_RESULT(state_write(ns, ifindex, st, NULL));
     return r;
 }
 
@@ -641,7 +637,7 @@ static int take_ifb(struct nl_tc *t, const json_t *st, int ifindex, const char *
         return r;
     *made = true;
     if ((r = set_ifb_alias(t, *ifb_index, ifb, ifindex, ifname, err)) < 0) {
-        best_effort(nltc_link_del(t, *ifb_index, NULL));
+        IGNORE_RESULT(nltc_link_del(t, *ifb_index, NULL));
         *made = false;
     }
     return r;
@@ -752,16 +748,16 @@ int net_tree_ingress_attach(struct nl_tc *t, const struct nltc_ns_id *ns, int if
     return 0;
 
 undo_mirred:
-    best_effort(nltc_filter_del(t, ifindex, INGRESS_HANDLE, NET_TREE_MIRRED_PREF,
-                                ETH_P_ALL, "", NULL));
+    IGNORE_RESULT(
+        nltc_filter_del(t, ifindex, INGRESS_HANDLE, NET_TREE_MIRRED_PREF, ETH_P_ALL, "", NULL));
 undo:
     if (made_ingress)
-        best_effort(nltc_qdisc_del(t, ifindex, TC_H_INGRESS, 0, "", NULL));
+        IGNORE_RESULT(nltc_qdisc_del(t, ifindex, TC_H_INGRESS, 0, "", NULL));
     if (made_ifb)
-        best_effort(nltc_link_del(t, *ifb_index, NULL));
+        IGNORE_RESULT(nltc_link_del(t, *ifb_index, NULL));
     state_drop_ingress(st);
     state_tidy(st);
-    (void)state_write(ns, ifindex, st, NULL);
+    IGNORE_RESULT(state_write(ns, ifindex, st, NULL));
     return r;
 }
 
