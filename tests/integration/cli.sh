@@ -74,10 +74,11 @@ grep -q "^ABORTED: fault 'pause victim' could not be applied" "$T/o" || fail "no
 grep -q '<error message=' "$T/j.xml" || fail "JUnit has no <error> for the failed fault"
 ok "a fault that cannot be applied: exit 3 with the reason"
 
-# Every broken scenario of the corpus: `chaos run` exits 2 and writes nothing.
+# Every broken scenario of the corpus (tests/scenarios/broken.tsv, which the
+# build writes into broken-corpus/): `chaos run` exits 2 and writes nothing.
 export CHAOS_STATE_DIR="$T/state-broken"
 n=0
-for f in "$CHAOS_SOURCE"/tests/scenarios/broken/*.json; do
+for f in "$CHAOS_BUILD"/broken-corpus/*.json; do
     expect_exit 2 "$CHAOS" run "$f"
     grep -qF -- "$(cat "${f%.json}.expect")" "$T/o" || fail "$f: message lacks '$(cat "${f%.json}.expect")': $(cat "$T/o")"
     [[ ! -e $CHAOS_STATE_DIR ]] || fail "$f: a broken scenario created state"

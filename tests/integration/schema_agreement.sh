@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The JSON Schema (scenarios/scenario.schema.json) and the parser behind
 # `chaos validate` must agree on the corpus:
-#   - scenarios/*.json and tests/scenarios/valid/*.json pass both;
-#   - tests/scenarios/broken/*.json fail both, `chaos validate` with exit 2 and
-#     the fragment of NAME.expect on stderr. The schema may pass only the
-#     broken files listed in SCHEMA_BLIND below: mistakes a JSON Schema cannot
-#     express (the parser's job, see the schema's top-level description).
+#   - scenarios/*.json, tests/scenarios/valid/*.json and the templates of the
+#     broken-scenario table (tests/scenarios/broken/templates/) pass both;
+#   - every case of the table (tests/scenarios/broken.tsv), as the build wrote
+#     it into $CHAOS_BUILD/broken-corpus/, fails both: `chaos validate` with
+#     exit 2 and "FIELD: FRAGMENT" of NAME.expect on stderr. The schema may
+#     pass only the cases listed in SCHEMA_BLIND below: mistakes a JSON Schema
+#     cannot express (the parser's job, see the schema's top-level description).
 #
 # Needs python3-jsonschema (Debian package) for /usr/bin/python3.
 # Environment (set by ctest): CHAOS_SOURCE (source tree), CHAOS_BUILD (build tree).
@@ -14,6 +16,7 @@ set -u
 SRC=${CHAOS_SOURCE:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${CHAOS_BUILD:-$SRC/build}
 CHAOS=$BUILD/controller/chaos
+CORPUS=$BUILD/broken-corpus
 SCHEMA=$SRC/scenarios/scenario.schema.json
 PY=/usr/bin/python3
 
@@ -51,16 +54,17 @@ fi
 
 shopt -s nullglob
 valid=()
-for f in "$SRC"/scenarios/*.json "$SRC"/tests/scenarios/valid/*.json; do
+for f in "$SRC"/scenarios/*.json "$SRC"/tests/scenarios/valid/*.json \
+    "$SRC"/tests/scenarios/broken/templates/*.json; do
     # The schema is JSON too, but not a scenario.
     [ "$f" = "$SCHEMA" ] || valid+=("$f")
 done
-broken=("$SRC"/tests/scenarios/broken/*.json)
+broken=("$CORPUS"/*.json)
 errfile=$(mktemp)
 trap 'rm -f "$errfile"' EXIT
 
 [ "${#valid[@]}" -ge 6 ] || fail "expected at least 6 valid scenarios, found ${#valid[@]}"
-[ "${#broken[@]}" -ge 40 ] || fail "expected at least 40 broken scenarios, found ${#broken[@]}"
+[ "${#broken[@]}" -ge 100 ] || fail "expected at least 100 broken scenarios in $CORPUS, found ${#broken[@]} (build the broken_corpus target)"
 
 # ---- the schema: one python run prints "file<TAB>PASS" or "file<TAB>FAIL<TAB>why" per file
 declare -A SCHEMA_VERDICT=()
@@ -117,7 +121,7 @@ for f in "${broken[@]}"; do
     fi
 done
 for name in "${!SCHEMA_BLIND[@]}"; do
-    [ -f "$SRC/tests/scenarios/broken/$name.json" ] || fail "SCHEMA_BLIND lists $name, which does not exist"
+    [ -f "$CORPUS/$name.json" ] || fail "SCHEMA_BLIND lists $name, which is no case of tests/scenarios/broken.tsv"
 done
 
 # ---- the parser, through `chaos validate`
@@ -140,7 +144,7 @@ else
 
     for f in "${broken[@]}"; do
         name=$(basename "$f" .json)
-        exp=$SRC/tests/scenarios/broken/$name.expect
+        exp=$CORPUS/$name.expect
         if [ ! -f "$exp" ]; then
             fail "$exp is missing"
             continue

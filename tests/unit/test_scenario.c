@@ -1,5 +1,5 @@
-/* Scenario parsing and validation: the valid and broken corpora under
- * tests/scenarios, the demo scenarios, defaults, comparisons and limits. */
+/* Scenario parsing and validation: the valid corpus and the broken-scenario
+ * table under tests/scenarios, the demo scenarios, defaults, comparisons and limits. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,12 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broken_corpus.h"
 #include "engine.h"
 #include "probe.h"
 #include "scenario.h"
 
 #define VALID_DIR CHAOS_SOURCE_DIR "/tests/scenarios/valid"
 #define BROKEN_DIR CHAOS_SOURCE_DIR "/tests/scenarios/broken"
+#define BROKEN_TABLE CHAOS_SOURCE_DIR "/tests/scenarios/broken.tsv"
 #define DEMO_DIR CHAOS_SOURCE_DIR "/scenarios"
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -128,59 +130,171 @@ Test(corpus, every_demo_scenario_loads)
     load_all_in(DEMO_DIR, 0);
 }
 
-static char *read_expect(const char *path)
+/* ---- the broken-scenario table (tests/scenarios/broken.tsv) ---------------- */
+
+/* Whether msg, the error of the case at path, is "PATH: FIELD: FRAGMENT..."
+ * (or "PATH:FIELD: ..." for a JSON syntax error's LINE:COLUMN); if not, why
+ * says what differs. */
+static bool error_matches(const struct broken_case *c, const char *path, const char *msg,
+                          char *why, size_t size)
 {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: missing (every broken scenario needs its expected message)", path);
-    char line[512] = "";
-    char *got = fgets(line, sizeof line, f);
-    fclose(f);
-    cr_assert_not_null(got, "%s: empty", path);
-    line[strcspn(line, "\n")] = '\0';
-    cr_assert_gt(strlen(line), 0, "%s: empty", path);
-    return strdup(line);
+    size_t n = strlen(path);
+    if (strncmp(msg, path, n) != 0) {
+        snprintf(why, size, "the error does not start with the file");
+        return false;
+    }
+    const char *p = msg + n;
+    if (*p != ':') {
+        snprintf(why, size, "no ':' after the file");
+        return false;
+    }
+    p += p[1] == ' ' ? 2 : 1;
+    n = strlen(c->field);
+    if (strncmp(p, c->field, n) != 0 || strncmp(p + n, ": ", 2) != 0) {
+        snprintf(why, size, "the error does not point at \"%s\"", c->field);
+        return false;
+    }
+    p += n + 2;
+    if (strncmp(p, c->fragment, strlen(c->fragment)) != 0) {
+        snprintf(why, size, "after \"%s: \" the message does not begin \"%s\"", c->field,
+                 c->fragment);
+        return false;
+    }
+    return true;
+}
+
+static void read_table(struct broken_table *t)
+{
+    char err[1024];
+    cr_assert_eq(broken_table_read(BROKEN_TABLE, t, err, sizeof err), 0, "%s: %s", BROKEN_TABLE,
+                 err);
 }
 
 Test(corpus, every_broken_scenario_fails_with_its_message)
 {
-    size_t n;
-    char **names = list_files(BROKEN_DIR, ".json", &n);
-    cr_assert_geq(n, 40, "expected at least 40 broken scenarios, found %zu", n);
-    for (size_t i = 0; i < n; i++) {
-        char path[512], expect_path[512];
-        snprintf(path, sizeof path, BROKEN_DIR "/%s", names[i]);
-        snprintf(expect_path, sizeof expect_path, BROKEN_DIR "/%.*s.expect",
-                 (int)(strlen(names[i]) - 5), names[i]);
-        char *want = read_expect(expect_path);
+    struct broken_table t;
+    read_table(&t);
+    cr_assert_geq(t.n, 100, "expected at least 100 broken scenarios, found %zu", t.n);
+    char dir[] = CHAOS_BINARY_DIR "/broken-corpus-test.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s: %s", dir, strerror(errno));
+    for (size_t i = 0; i < t.n; i++) {
+        const struct broken_case *c = &t.cases[i];
+        char err[1024], path[4096], why[512];
+        int w = broken_case_write(c, BROKEN_DIR, dir, err, sizeof err);
+        cr_expect_eq(w, 0, "%s: %s", BROKEN_TABLE, err);
+        if (w < 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s.json", dir, c->name);
         struct scenario *s = (struct scenario *)0x1;
-        struct chaos_err err = {0};
-        int r = scenario_load(path, &s, &err);
-        cr_expect_lt(r, 0, "%s: expected an error, it loaded", names[i]);
-        cr_expect_null(s, "%s: a scenario escaped the error", names[i]);
-        cr_expect_eq(strncmp(err.msg, path, strlen(path)), 0,
-                     "%s: the error does not start with the file: %s", names[i], err.msg);
-        cr_expect_not_null(strstr(err.msg, want), "%s: error lacks \"%s\": %s", names[i], want,
-                           err.msg);
-        if (r == 0)
+        struct chaos_err cerr = {0};
+        int r = scenario_load(path, &s, &cerr);
+        cr_expect_lt(r, 0, "%s (line %d): expected an error, it loaded", c->name, c->line);
+        cr_expect_null(s, "%s: a scenario escaped the error", c->name);
+        if (r < 0)
+            cr_expect(error_matches(c, path, cerr.msg, why, sizeof why),
+                      "%s (%s line %d): %s; want \"%s: %s...\", got: %s", c->name, BROKEN_TABLE,
+                      c->line, why, c->field, c->fragment, cerr.msg);
+        else
             scenario_free(s);
-        free(want);
+        unlink(path);
     }
-    free_list(names, n);
+    rmdir(dir);
+    broken_table_free(&t);
 }
 
-Test(corpus, every_expect_file_has_its_scenario)
+/* A case must fail for its own mistake: each template is valid as it is. */
+Test(corpus, every_template_loads)
 {
+    load_all_in(BROKEN_DIR "/templates", 3);
+}
+
+/* Every raw file is a case of the table, every case's base exists. */
+Test(corpus, every_raw_file_and_template_is_used)
+{
+    struct broken_table t;
+    read_table(&t);
     size_t n;
-    char **names = list_files(BROKEN_DIR, ".expect", &n);
+    char **raw = list_files(BROKEN_DIR "/raw", ".json", &n);
     for (size_t i = 0; i < n; i++) {
-        char path[512];
-        snprintf(path, sizeof path, BROKEN_DIR "/%.*s.json", (int)(strlen(names[i]) - 7), names[i]);
-        FILE *f = fopen(path, "r");
-        cr_expect_not_null(f, "%s has no scenario next to it", names[i]);
-        if (f)
-            fclose(f);
+        bool found = false;
+        for (size_t k = 0; k < t.n && !found; k++)
+            found = strcmp(t.cases[k].base, "raw") == 0 &&
+                    strncmp(t.cases[k].name, raw[i], strlen(raw[i]) - 5) == 0 &&
+                    strlen(t.cases[k].name) == strlen(raw[i]) - 5;
+        cr_expect(found, "raw/%s is no raw case of %s", raw[i], BROKEN_TABLE);
     }
-    free_list(names, n);
+    free_list(raw, n);
+    char **templates = list_files(BROKEN_DIR "/templates", ".json", &n);
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; k < t.n && !found; k++)
+            found = strncmp(t.cases[k].base, templates[i], strlen(templates[i]) - 5) == 0 &&
+                    strlen(t.cases[k].base) == strlen(templates[i]) - 5;
+        cr_expect(found, "templates/%s is the base of no case", templates[i]);
+    }
+    free_list(templates, n);
+    broken_table_free(&t);
+}
+
+/* The table's edits themselves: each mistake in one becomes an error naming
+ * the line, never a silently different scenario. */
+static void expect_bad_change(const char *base, const char *change, const char *want)
+{
+    struct broken_case c = {.name = "t", .base = (char *)base, .field = "f", .fragment = "m",
+                            .change = (char *)change, .line = 7};
+    char dir[] = CHAOS_BINARY_DIR "/broken-corpus-test.XXXXXX", err[1024] = "";
+    cr_assert_not_null(mkdtemp(dir));
+    int r = broken_case_write(&c, BROKEN_DIR, dir, err, sizeof err);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    cr_expect_lt(r, 0, "'%s' was accepted", change);
+    cr_expect_neq(access(path, F_OK), 0, "'%s' wrote a file", change);
+    unlink(path);
+    rmdir(dir);
+    cr_expect_not_null(strstr(err, "line 7 (t): "), "'%s': %s", change, err);
+    cr_expect_not_null(strstr(err, want), "'%s': want \"%s\" in: %s", change, want, err);
+}
+
+Test(corpus, table_edits_that_are_wrong_are_refused)
+{
+    expect_bad_change("process", "set /faults/9/name \"x\"", "/faults/9 does not exist");
+    expect_bad_change("process", "delete /nothing", "does not exist: nothing to delete");
+    expect_bad_change("process", "set /version 1", "the edit changes nothing");
+    expect_bad_change("process", "set /faults/5 {}", "no element 5");
+    expect_bad_change("process", "set /name x", "not JSON");
+    expect_bad_change("process", "set /name \"a\" \"b\"", "want ';' or the end");
+    expect_bad_change("process", "replace /name \"a\"", "is not an edit");
+    expect_bad_change("process", "set name \"a\"", "is not a JSON pointer");
+    expect_bad_change("process", "set /version 2 * 3", "only a string or an array");
+    expect_bad_change("nosuch", "set /name \"a\"", "templates/nosuch.json");
+}
+
+Test(corpus, table_edits_do_what_they_say)
+{
+    struct broken_case c = {
+        .name = "t", .base = "small", .field = "f", .fragment = "m", .line = 1,
+        .change = "set /name \"ab\" * 3; set /faults/- {\"k\": 1}; delete /faults/0/target/pid; "
+                  "set /faults/0/target/a~1b \"x;y\"; set /faults/1/k [1, 2] * 2"};
+    char dir[] = CHAOS_BINARY_DIR "/broken-corpus-test.XXXXXX", err[1024] = "", path[4096];
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(broken_case_write(&c, BROKEN_DIR, dir, err, sizeof err), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    unlink(path);
+    rmdir(dir);
+    cr_assert_not_null(doc, "%s", jerr.text);
+    json_t *want = json_loads("{\"version\": 1, \"name\": \"ababab\", \"faults\": ["
+                              "{\"name\": \"pause\", \"kind\": \"process\", \"duration\": \"1s\","
+                              " \"target\": {\"a/b\": \"x;y\"}, \"params\": {\"action\": \"pause\"}},"
+                              " {\"k\": [1, 2, 1, 2]}]}",
+                              0, &jerr);
+    cr_assert_not_null(want, "%s", jerr.text);
+    char *got = json_dumps(doc, JSON_SORT_KEYS);
+    cr_expect(json_equal(doc, want), "got %s", got);
+    free(got);
+    json_decref(doc);
+    json_decref(want);
 }
 
 /* ---- defaults, as docs/scenario-format.md says ---------------------------- */
@@ -539,7 +653,7 @@ Test(load, syntax_error_names_line_and_column)
 {
     struct scenario *s = NULL;
     struct chaos_err err = {0};
-    const char *path = BROKEN_DIR "/json-syntax-error.json";
+    const char *path = BROKEN_DIR "/raw/json-syntax-error.json";
     cr_expect_lt(scenario_load(path, &s, &err), 0);
     char want[600];
     snprintf(want, sizeof want, "%s:", path);
@@ -565,10 +679,10 @@ Test(load, dash_reads_stdin)
     cr_expect_str_eq(s->name, "minimal");
     scenario_free(s);
 
-    cr_assert_not_null(freopen(BROKEN_DIR "/version-2.json", "r", stdin));
+    cr_assert_not_null(freopen(BROKEN_DIR "/raw/top-level-array.json", "r", stdin));
     cr_expect_lt(scenario_load("-", &s, &err), 0);
     cr_expect_null(s);
-    cr_expect(strstr(err.msg, "<stdin>: version: ") == err.msg, "%s", err.msg);
+    cr_expect(strstr(err.msg, "<stdin>: scenario: ") == err.msg, "%s", err.msg);
 }
 
 /* Every string a scenario holds is bounded by bounding the file: a 2 MiB
