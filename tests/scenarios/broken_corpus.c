@@ -63,8 +63,7 @@ static int parse_line(char *line, int lineno, struct broken_case *c, char *err, 
     for (char *p = line;;) {
         char *tab = strchr(p, '\t');
         if (n == NCOLUMNS)
-            return fail(err, size, "line %d: more than %d tab-separated columns", lineno,
-                        NCOLUMNS);
+            return fail(err, size, "line %d: more than %d tab-separated columns", lineno, NCOLUMNS);
         col[n++] = p;
         if (!tab)
             break;
@@ -77,8 +76,8 @@ static int parse_line(char *line, int lineno, struct broken_case *c, char *err, 
                     "(separated by tabs)",
                     lineno, n, NCOLUMNS);
     if (!is_name(col[0]))
-        return fail(err, size, "line %d: name '%s': use lowercase letters, digits and '-'",
-                    lineno, col[0]);
+        return fail(err, size, "line %d: name '%s': use lowercase letters, digits and '-'", lineno,
+                    col[0]);
     if (!is_name(col[1]))
         return fail(err, size, "line %d (%s): base '%s' is not a template name or raw", lineno,
                     col[0], col[1]);
@@ -87,13 +86,15 @@ static int parse_line(char *line, int lineno, struct broken_case *c, char *err, 
             return fail(err, size, "line %d (%s): column %zu is empty", lineno, col[0], i + 1);
     bool raw = strcmp(col[1], "raw") == 0, nochange = strcmp(col[4], "-") == 0;
     if (raw != nochange)
-        return fail(err, size,
-                    "line %d (%s): %s", lineno, col[0],
+        return fail(err, size, "line %d (%s): %s", lineno, col[0],
                     raw ? "a raw case has no change: write '-'"
                         : "a case of a template needs a change ('-' is for raw cases)");
-    *c = (struct broken_case){.name = strdup(col[0]), .base = strdup(col[1]),
-                              .field = strdup(col[2]), .fragment = strdup(col[3]),
-                              .change = strdup(col[4]), .line = lineno};
+    *c = (struct broken_case){.name = strdup(col[0]),
+                              .base = strdup(col[1]),
+                              .field = strdup(col[2]),
+                              .fragment = strdup(col[3]),
+                              .change = strdup(col[4]),
+                              .line = lineno};
     if (!c->name || !c->base || !c->field || !c->fragment || !c->change) {
         case_free(c);
         return fail(err, size, "out of memory");
@@ -184,8 +185,8 @@ static bool array_index(const char *tok, size_t n, size_t *out)
 
 /* Finds the container that pointer's last token refers into; *last gets
  * that token (malloc'd). */
-static int resolve_parent(json_t *doc, const char *pointer, json_t **parent, char **last,
-                          char *why, size_t size)
+static int resolve_parent(json_t *doc, const char *pointer, json_t **parent, char **last, char *why,
+                          size_t size)
 {
     if (pointer[0] != '/')
         return fail(why, size, "'%s' is not a JSON pointer (it starts with '/')", pointer);
@@ -208,8 +209,7 @@ static int resolve_parent(json_t *doc, const char *pointer, json_t **parent, cha
             next = json_array_get(cur, i);
         free(tok);
         if (!next)
-            return fail(why, size, "%s: %.*s does not exist", pointer, (int)(p - pointer),
-                        pointer);
+            return fail(why, size, "%s: %.*s does not exist", pointer, (int)(p - pointer), pointer);
         cur = next;
     }
 }
@@ -231,8 +231,8 @@ static int edit_set(json_t *doc, const char *pointer, json_t *value, char *why, 
         old = json_object_get(parent, last);
     } else if (json_is_array(parent)) {
         if (strcmp(last, "-") != 0 && !array_index(last, json_array_size(parent), &i))
-            r = fail(why, size, "%s: no element %s (the array has %zu; '-' appends)", pointer,
-                     last, json_array_size(parent));
+            r = fail(why, size, "%s: no element %s (the array has %zu; '-' appends)", pointer, last,
+                     json_array_size(parent));
         else if (strcmp(last, "-") != 0)
             old = json_array_get(parent, i);
     } else {
@@ -299,12 +299,12 @@ static json_t *repeat(json_t *v, long n, char *why, size_t size)
         for (long k = 0; out && k < n; k++) {
             size_t i;
             json_t *item;
-            json_array_foreach (v, i, item)
-                if (json_array_append_new(out, json_deep_copy(item)) < 0) {
-                    json_decref(out);
-                    out = NULL;
-                    break;
-                }
+            json_array_foreach(v, i, item) if (json_array_append_new(out, json_deep_copy(item)) < 0)
+            {
+                json_decref(out);
+                out = NULL;
+                break;
+            }
         }
         if (!out)
             fail(why, size, "out of memory");
@@ -319,8 +319,8 @@ static json_t *repeat(json_t *v, long n, char *why, size_t size)
 static json_t *parse_value(const char **p, char *why, size_t size)
 {
     json_error_t je;
-    json_t *v = json_loadb(*p, strlen(*p), JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL,
-                           &je);
+    json_t *v =
+        json_loadb(*p, strlen(*p), JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &je);
     if (!v) {
         fail(why, size, "the value is not JSON: %s", je.text);
         return NULL;
@@ -352,14 +352,16 @@ static int apply_change(json_t *doc, const char *change, char *why, size_t size)
         bool set = oplen == 3 && strncmp(p, "set", 3) == 0;
         bool del = oplen == 6 && strncmp(p, "delete", 6) == 0;
         if (!set && !del)
-            return fail(why, size, "'%.*s' is not an edit: write set POINTER VALUE or delete POINTER",
+            return fail(why, size,
+                        "'%.*s' is not an edit: write set POINTER VALUE or delete POINTER",
                         (int)oplen, p);
         p += oplen;
         p += strspn(p, " ");
         size_t plen = strcspn(p, " ;");
         char pointer[512];
         if (plen == 0 || plen >= sizeof pointer)
-            return fail(why, size, "%s: wants a JSON pointer like /faults/0/name", set ? "set" : "delete");
+            return fail(why, size, "%s: wants a JSON pointer like /faults/0/name",
+                        set ? "set" : "delete");
         memcpy(pointer, p, plen);
         pointer[plen] = '\0';
         p += plen;

@@ -135,8 +135,8 @@ Test(corpus, every_demo_scenario_loads)
 /* Whether msg, the error of the case at path, is "PATH: FIELD: FRAGMENT..."
  * (or "PATH:FIELD: ..." for a JSON syntax error's LINE:COLUMN); if not, why
  * says what differs. */
-static bool error_matches(const struct broken_case *c, const char *path, const char *msg,
-                          char *why, size_t size)
+static bool error_matches(const struct broken_case *c, const char *path, const char *msg, char *why,
+                          size_t size)
 {
     size_t n = strlen(path);
     if (strncmp(msg, path, n) != 0) {
@@ -240,8 +240,12 @@ Test(corpus, every_raw_file_and_template_is_used)
  * the line, never a silently different scenario. */
 static void expect_bad_change(const char *base, const char *change, const char *want)
 {
-    struct broken_case c = {.name = "t", .base = (char *)base, .field = "f", .fragment = "m",
-                            .change = (char *)change, .line = 7};
+    struct broken_case c = {.name = "t",
+                            .base = (char *)base,
+                            .field = "f",
+                            .fragment = "m",
+                            .change = (char *)change,
+                            .line = 7};
     char dir[] = CHAOS_BINARY_DIR "/broken-corpus-test.XXXXXX", err[1024] = "";
     cr_assert_not_null(mkdtemp(dir));
     int r = broken_case_write(&c, BROKEN_DIR, dir, err, sizeof err);
@@ -272,7 +276,11 @@ Test(corpus, table_edits_that_are_wrong_are_refused)
 Test(corpus, table_edits_do_what_they_say)
 {
     struct broken_case c = {
-        .name = "t", .base = "small", .field = "f", .fragment = "m", .line = 1,
+        .name = "t",
+        .base = "small",
+        .field = "f",
+        .fragment = "m",
+        .line = 1,
         .change = "set /name \"ab\" * 3; set /faults/- {\"k\": 1}; delete /faults/0/target/pid; "
                   "set /faults/0/target/a~1b \"x;y\"; set /faults/1/k [1, 2] * 2"};
     char dir[] = CHAOS_BINARY_DIR "/broken-corpus-test.XXXXXX", err[1024] = "", path[4096];
@@ -284,11 +292,12 @@ Test(corpus, table_edits_do_what_they_say)
     unlink(path);
     rmdir(dir);
     cr_assert_not_null(doc, "%s", jerr.text);
-    json_t *want = json_loads("{\"version\": 1, \"name\": \"ababab\", \"faults\": ["
-                              "{\"name\": \"pause\", \"kind\": \"process\", \"duration\": \"1s\","
-                              " \"target\": {\"a/b\": \"x;y\"}, \"params\": {\"action\": \"pause\"}},"
-                              " {\"k\": [1, 2, 1, 2]}]}",
-                              0, &jerr);
+    json_t *want =
+        json_loads("{\"version\": 1, \"name\": \"ababab\", \"faults\": ["
+                   "{\"name\": \"pause\", \"kind\": \"process\", \"duration\": \"1s\","
+                   " \"target\": {\"a/b\": \"x;y\"}, \"params\": {\"action\": \"pause\"}},"
+                   " {\"k\": [1, 2, 1, 2]}]}",
+                   0, &jerr);
     cr_assert_not_null(want, "%s", jerr.text);
     char *got = json_dumps(doc, JSON_SORT_KEYS);
     cr_expect(json_equal(doc, want), "got %s", got);
@@ -752,8 +761,8 @@ Test(limits, cut_messages_stay_valid_utf8)
         char text[2048];
         int off = snprintf(text, sizeof text, "{\"version\": 1, \"name\": \"x\", \"");
         for (int i = 0; i < len; i++)
-            off += snprintf(text + off, sizeof text - (size_t)off, "%s",
-                            len % 2 || i % 3 ? "é" : "€");
+            off +=
+                snprintf(text + off, sizeof text - (size_t)off, "%s", len % 2 || i % 3 ? "é" : "€");
         snprintf(text + off, sizeof text - (size_t)off, "\": 1, \"faults\": []}");
         struct scenario *s = NULL;
         struct chaos_err err = {0};
