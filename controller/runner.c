@@ -139,6 +139,7 @@ static void unarmed(struct run *run, const char *what, const char *name, const c
 {
     abort_run(run, "%s '%s': cannot arm its %s: %s", what, name, timer, strerror(errno));
 }
+
 static void check_finalized(struct run *run, struct check_run *cr);
 
 static bool is_eventually(const struct check_run *cr)

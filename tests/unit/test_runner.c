@@ -1,16 +1,20 @@
 /* The runner's watchdog: a timeline that has not ended by its limit is
  * aborted (exit 3) and every fault reverted; the limit it takes from a
- * scenario covers max_duration and the planned timeline. */
+ * scenario covers max_duration and the planned timeline. And the probes it
+ * drives on the loop: a timer they cannot arm fails a sample, never hangs it. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "exit_codes.h"
 #include "loop.h"
+#include "probe.h"
 #include "proc_stat.h"
 #include "runner.h"
 #include "scenario.h"
@@ -123,4 +127,66 @@ Test(runner, watchdog_limit_covers_max_duration_and_the_timeline)
     w = runner_watchdog_ms(s);
     cr_expect_eq(w, 600000 + 60000, "a tenth of the limit as grace: %lld", (long long)w);
     scenario_free(s);
+}
+
+/* ---- probes whose timers cannot be armed ---- */
+
+struct got {
+    bool done;
+    struct sample s;
+    struct loop *loop;
+};
+
+static void on_done(const struct sample *s, void *arg)
+{
+    struct got *g = arg;
+    g->done = true;
+    g->s = *s;
+    loop_stop(g->loop);
+}
+
+static void give_up(struct loop *l, void *arg)
+{
+    loop_stop(l);
+}
+
+/* A server that takes the connection (the kernel's backlog does) and never
+ * answers: the request waits on curl's timer alone. When curl cannot re-arm
+ * that timer, the sample fails at once instead of waiting forever. (curl
+ * 7.88 fails the transfer itself; probe_http.c also fails what is still in
+ * flight when curl_multi_socket_action reports an error, whatever curl does.) */
+Test(probe_timers, http_sample_fails_when_curls_timer_cannot_be_armed)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(lfd, 8), 0);
+    socklen_t len = sizeof a;
+    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    char text[256];
+    snprintf(text, sizeof text,
+             "{\"http\": {\"url\": \"http://127.0.0.1:%d/\", \"timeout\": \"5s\"}}",
+             ntohs(a.sin_port));
+    json_t *pj = json_loads(text, 0, NULL);
+    struct probe *p = NULL;
+    struct chaos_err err = {0};
+    cr_assert_eq(probe_parse(pj, NULL, "check 't'", &p, &err), 0, "%s", err.msg);
+    struct loop *l = loop_new();
+    struct probe_runner *pr = probe_runner_new(l, &err);
+    cr_assert(pr, "%s", err.msg);
+    struct got g = {.loop = l};
+    cr_assert(loop_add_timer(l, loop_now_ms() + 3000, give_up, NULL));
+    int64_t t0 = loop_now_ms();
+    cr_assert_eq(probe_start(pr, p, on_done, &g, &err), 0, "%s", err.msg);
+    loop_fail_next_timers(l, 1000); /* every timer curl asks for from now on */
+    cr_assert_eq(loop_run(l), 0);
+    cr_expect(g.done, "the sample never came (it waits on a timer that does not exist)");
+    cr_expect_lt(loop_now_ms() - t0, 2500);
+    cr_expect_not(g.s.ok);
+    cr_expect(g.s.error[0], "a failed sample says why");
+    probe_runner_free(pr);
+    probe_free(p);
+    loop_free(l);
+    json_decref(pj);
+    close(lfd);
 }
