@@ -128,8 +128,10 @@ int nltc_open(const char *ns_path, struct nltc_ns_id *id, struct nl_tc **out,
     }
     int one = 1;
     /* Best effort: older kernels answer without the extended ACK. */
-    (void)setsockopt(nl_socket_get_fd(t->sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
-    (void)setsockopt(nl_socket_get_fd(t->sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+    IGNORE_RESULT(
+        setsockopt(nl_socket_get_fd(t->sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one));
+    IGNORE_RESULT(
+        setsockopt(nl_socket_get_fd(t->sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one));
     nl_socket_modify_err_cb(t->sk, NL_CB_CUSTOM, on_error, t);
     *out = t;
     return 0;

@@ -1,4 +1,5 @@
 #include "tc_msg.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -143,7 +144,7 @@ void tcm_describe(const struct nlmsghdr *m, char *buf, size_t len)
         snprintf(buf, len, "class %s %s", kind, h);
     } else {
         uint32_t fh = t->tcm_handle, chain = 0;
-        (void)tcm_chain(m, &chain);
+        IGNORE_RESULT(tcm_chain(m, &chain)); /* no TCA_CHAIN: chain 0, preset */
         if (fh == 0)
             h[0] = '\0';
         else if (strcmp(kind, "u32") == 0 && TC_U32_KEY(fh) == 0)

@@ -215,7 +215,7 @@ static int plan_filters(const struct objs *s, const char *ifname, size_t first, 
         const struct nlmsghdr *m = s->m[runs[i].first];
         const struct tcmsg *t = tcm_of(m);
         uint32_t chain = 0;
-        (void)tcm_chain(m, &chain);
+        IGNORE_RESULT(tcm_chain(m, &chain)); /* no TCA_CHAIN: chain 0, preset */
         keys[i] = (struct hkey){t->tcm_parent, chain, TC_H_MAJ(t->tcm_info), 0, runs[i].first};
     }
     qsort(keys, nruns, sizeof *keys, hkey_cmp);

@@ -279,7 +279,7 @@ static void ckey_of(const struct nlmsghdr *m, struct ckey *ck)
 {
     const struct tcmsg *t = tcm_of(m);
     uint32_t chain = 0;
-    (void)tcm_chain(m, &chain);
+    IGNORE_RESULT(tcm_chain(m, &chain)); /* no TCA_CHAIN: chain 0, preset */
     if (m->nlmsg_type == RTM_NEWTFILTER)
         *ck = (struct ckey){m, {2, t->tcm_parent, chain, t->tcm_info, t->tcm_handle}};
     else
