@@ -194,7 +194,7 @@ static int schedule_step(struct engine_fault *f, int64_t next_step_ms)
  * timer never fires would never be reverted. So f's other timers are
  * cancelled, a lasting part is reverted at once (the journal records the
  * revert), and f ends FAULT_FAILED with the reason in f->error and err:
- * "fault 'X': cannot arm its revert timer: ...; reverted". When that revert
+ * "cannot arm its revert timer: ...; reverted". When that revert
  * fails too, f->revert_failed is set and the journal keeps the record for
  * `chaos recover`. Emits nothing; returns -e. */
 static int end_unarmed(struct engine_fault *f, const char *timer, int e, struct chaos_err *err)
@@ -222,8 +222,8 @@ static int end_unarmed(struct engine_fault *f, const char *timer, int e, struct 
         snprintf(what, sizeof what, "no further rounds run (what ran cannot be undone)");
     }
     f->st = FAULT_FAILED;
-    chaos_err_set(err, e, "fault '%s': cannot arm its %s: %s; %s", f->name, timer, strerror(e),
-                  what);
+    /* No fault name: like every apply error, the caller puts it in front. */
+    chaos_err_set(err, e, "cannot arm its %s: %s; %s", timer, strerror(e), what);
     snprintf(f->error, sizeof f->error, "%s", err->msg);
     return -e;
 }

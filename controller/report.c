@@ -40,6 +40,8 @@ static const char *fault_outcome(const struct fault_record *f)
         return "apply_failed";
     if (f->applied_ms < 0)
         return "not_reached";
+    if (f->aborted)
+        return "aborted"; /* ended early as failed; a lasting part was reverted */
     if (f->ended_ms < 0)
         return "active"; /* cannot happen after a run: every fault is reverted */
     return f->fault->duration_ms >= 0 ? "reverted" : "finished";

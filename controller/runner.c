@@ -486,8 +486,9 @@ static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const
         /* Ended early by the engine; what it applied is reverted. */
         fr->ended_ms = rel_ms(run);
         snprintf(fr->error, sizeof fr->error, "%s", detail);
+        fr->aborted = true;
         fault_event(fr, "failed", detail);
-        abort_run(run, "%s", detail);
+        abort_run(run, "fault '%s' ended early: %s", name, detail);
         break;
     }
 }

@@ -26,6 +26,7 @@ struct fault_record {
     int64_t ended_ms;     /* reverted or finished; -1 if not */
     bool apply_failed;
     bool revert_failed;
+    bool aborted;         /* the engine ended it early as failed (ENGINE_ABORTED) */
     char description[512];
     char error[768];
     json_t *events;       /* [{"t_ms":..,"event":..,"detail":..}] */
