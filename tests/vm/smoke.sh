@@ -64,15 +64,18 @@ errf=$(mktemp "$CHAOS_BUILD/vm-smoke.XXXXXX")
 trap 'rm -f "$errf"' EXIT
 rc=0
 # shellcheck disable=SC2016 # expanded inside the guest, on purpose
-out=$("$run" -- sh -c 'echo "out $CHAOS_VM $CHAOS_BUILD $PWD $(uname -r)"; echo "err here" >&2; exit 3' \
+out=$("$run" --modules sch_etf -- sh -c 'echo "out $CHAOS_VM $CHAOS_BUILD $PWD $(uname -r)"
+    grep -q "^sch_etf " /proc/modules && echo "etf loaded"; echo "err here" >&2; exit 3' \
     2>"$errf") || rc=$?
 err=$(cat "$errf")
 [[ $rc == 3 ]] || fail "exit 3 inside came out as $rc (stderr: $err)"
 ok "vm-run passes COMMAND's exit status out (3 -> 3)"
 kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V | tail -1)
-[[ $out == "out 1 $CHAOS_BUILD $(pwd -P) $kver" ]] || fail "stdout from inside was '$out'"
+[[ $out == "out 1 $CHAOS_BUILD $(pwd -P) $kver"$'\n'"etf loaded" ]] ||
+    fail "stdout from inside was '$out'"
 [[ $err == *"err here"* ]] || fail "stderr from inside was '$err'"
 ok "stdout, stderr, CHAOS_VM, CHAOS_BUILD, the working directory and kernel $kver come through"
+ok "--modules sch_etf: the module a suite asks for is loaded"
 
 # A guest that cannot boot is a failure with a distinct code and the console's
 # last lines, never a pass or a skip: 48 MB is too little for Debian's kernel

@@ -389,7 +389,11 @@ static int in_list(const char *list, const char *name)
     return 0;
 }
 
-static void load_modules(const char *skip)
+/* Loads wanted_modules but those in skip, then every module in extra (the
+ * ones a suite asked for with vm-run --modules), each after what it depends
+ * on. A wanted module that does not load is reported; one the suite asked
+ * for and cannot have ends the boot: the suite would test the wrong kernel. */
+static void load_modules(const char *skip, const char *extra)
 {
     struct utsname u;
     struct moddb db = {0};
@@ -410,6 +414,11 @@ static void load_modules(const char *skip)
         }
         load_module(&db, wanted_modules[i], 0); /* failures are reported, not fatal */
     }
+    char names[1024];
+    snprintf(names, sizeof names, "%s", extra ? extra : "");
+    for (char *save = NULL, *m = strtok_r(names, " ,", &save); m; m = strtok_r(NULL, " ,", &save))
+        if (load_module(&db, m, 0) != 0)
+            die("module %s, which the suite asked for (--modules), did not load", m);
     free(db.dep);
     free(db.builtin);
 }
@@ -555,7 +564,7 @@ int main(void)
     if (chdir(cwd) != 0)
         die("cd %s: %s", cwd, strerror(errno));
 
-    load_modules(env_get(envp, "CHAOS_VM_NO_MODULES"));
+    load_modules(env_get(envp, "CHAOS_VM_NO_MODULES"), env_get(envp, "CHAOS_VM_MODULES"));
     loopback_up();
 
     char started[64];
