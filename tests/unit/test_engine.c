@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "journal.h"
 #include "proc_stat.h"
+#include "sleep_child.h"
 
 /* ---- a fake fault kind that records what the engine asks of it ---- */
 
@@ -282,52 +283,6 @@ Test(engine, protected_pids_include_self_parent_and_init)
 }
 
 /* ---- timers that cannot be armed ---- */
-
-static char proc_state(pid_t pid)
-{
-    struct proc_stat st;
-    return proc_stat_read(pid, &st) == 0 ? st.state : '?';
-}
-
-/* The process state once the signals sent to it have landed: a SIGSTOP or
- * SIGCONT takes effect when the process next runs, not when kill returns,
- * so a state read at once may predate a stop. After a pause, then 'T' for a
- * second means it stays stopped. */
-static char settled_state(pid_t pid)
-{
-    usleep(200000);
-    char c = proc_state(pid);
-    for (int i = 0; i < 100 && c == 'T'; i++) {
-        usleep(10000);
-        c = proc_state(pid);
-    }
-    return c;
-}
-
-static pid_t spawn_sleep(void)
-{
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        execlp("sleep", "sleep", "60", (char *)NULL);
-        _exit(127);
-    }
-    /* Wait until it is sleep (not the fork still on its way to exec). */
-    for (int i = 0; i < 200; i++) {
-        struct proc_stat st;
-        if (proc_stat_read(pid, &st) == 0 && strcmp(st.comm, "sleep") == 0)
-            break;
-        usleep(5000);
-    }
-    return pid;
-}
-
-static void reap_sleep(pid_t pid)
-{
-    kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-}
 
 static bool journal_has(const char *op, const char *id)
 {

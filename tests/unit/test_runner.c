@@ -18,6 +18,7 @@
 #include "proc_stat.h"
 #include "runner.h"
 #include "scenario.h"
+#include "sleep_child.h"
 
 static char dir[64];
 
@@ -46,23 +47,6 @@ static struct scenario *parse(const char *text)
     cr_assert_eq(scenario_parse(root, "inline.json", &s, &err), 0, "%s", err.msg);
     json_decref(root);
     return s;
-}
-
-static pid_t spawn_sleep(void)
-{
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        execlp("sleep", "sleep", "60", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        struct proc_stat st;
-        if (proc_stat_read(pid, &st) == 0 && strcmp(st.comm, "sleep") == 0)
-            break;
-        usleep(5000);
-    }
-    return pid;
 }
 
 /* The watchdog (here at 300ms, as if the timeline had overrun its limit)

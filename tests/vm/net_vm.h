@@ -87,6 +87,10 @@ void rig_close(struct rig *r);
 struct engine_fault *apply(struct rig *r, const char *target, const char *params);
 /* Like apply, but the apply must fail; its error goes to msg. */
 void apply_fails(struct rig *r, const char *target, const char *params, char *msg, size_t size);
+/* Applies a network fault (target and params as JSON) in a forked engine
+ * that journals to journal and is then SIGKILLed, as a crash leaves it: the
+ * fault stays installed and journalled, unreverted. */
+void apply_then_crash(const char *journal, const char *target, const char *params);
 /* Reverts f; the test fails unless that succeeds. */
 void revert(struct rig *r, struct engine_fault *f);
 

@@ -127,34 +127,15 @@ Test(netrec, netns_pid_process_exits_mid_fault)
     assert_no_handoff();
 }
 
-/* Applies a netns_pid fault on iface in a forked engine that journals to
- * DEAD and is then SIGKILLed, as a crash would leave it. */
+/* A netns_pid fault on iface in an engine that journals to DEAD and is
+ * then SIGKILLed, as a crash would leave it. */
 static void crash_with_fault(pid_t ns_pid, const char *iface)
 {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        struct chaos_err err = {0};
-        struct loop *l = loop_new();
-        struct engine *e = NULL;
-        if (engine_new(l, DEAD, NULL, 0, &e, &err) < 0)
-            _exit(2);
-        json_t *t = json_pack("{s:i, s:s, s:s}", "netns_pid", (int)ns_pid, "interface", iface,
-                              "direction", "both");
-        json_t *p = json_pack("{s:s}", "delay", "100ms");
-        struct fault_spec *spec = NULL;
-        struct engine_fault *f = NULL;
-        if (fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
-            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0) {
-            fprintf(stderr, "apply in the crashing engine: %s\n", err.msg);
-            _exit(3);
-        }
-        raise(SIGKILL);
-        _exit(4);
-    }
-    int status;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    char target[160];
+    snprintf(target, sizeof target,
+             "{\"netns_pid\":%d,\"interface\":\"%s\",\"direction\":\"both\"}", (int)ns_pid,
+             iface);
+    apply_then_crash(DEAD, target, "{\"delay\":\"100ms\"}");
 }
 
 struct lines {

@@ -770,31 +770,39 @@ Test(net, restores_configured_htb_tree)
 
 /* ---- crash: the journal is enough ---- */
 
-Test(net, recovery_after_sigkill)
+void apply_then_crash(const char *journal, const char *target, const char *params)
 {
-    snapshot_before();
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
         struct chaos_err err = {0};
         struct loop *l = loop_new();
         struct engine *e = NULL;
-        if (engine_new(l, JOURNAL, NULL, 0, &e, &err) < 0)
-            _exit(2);
-        json_t *t = json_pack("{s:s, s:s, s:s, s:s}", "netns", CLI, "interface", DEV, "dst",
-                              TARGET, "direction", "both");
-        json_t *p = json_pack("{s:s}", "delay", "100ms");
+        json_error_t je;
+        json_t *t = json_loads(target, 0, &je), *p = json_loads(params, 0, &je);
         struct fault_spec *spec = NULL;
         struct engine_fault *f = NULL;
-        if (fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
-            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0)
+        if (!t || !p || engine_new(l, journal, NULL, 0, &e, &err) < 0 ||
+            fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
+            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0) {
+            fprintf(stderr, "apply in the crashing engine: %s\n", err.msg);
             _exit(3);
+        }
         raise(SIGKILL); /* no revert, no cleanup: what a crash leaves */
         _exit(4);
     }
     int status;
-    waitpid(pid, &status, 0);
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+}
+
+Test(net, recovery_after_sigkill)
+{
+    snapshot_before();
+    apply_then_crash(JOURNAL,
+                     "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET
+                     "\",\"direction\":\"both\"}",
+                     "{\"delay\":\"100ms\"}");
     double t = median_rtt_ms(TARGET, 7, -1, 5);
     cr_assert_geq(t, 200, "the crashed run's fault is not in force (RTT %.1f)", t);
 
@@ -817,27 +825,9 @@ Test(net, recovery_leaves_a_reused_slot_alone)
     snapshot_before();
     struct rig r;
     rig_open(&r);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        struct chaos_err err = {0};
-        struct loop *l = loop_new();
-        struct engine *e = NULL;
-        if (engine_new(l, DEAD_JOURNAL, NULL, 0, &e, &err) < 0)
-            _exit(2);
-        json_t *t = json_pack("{s:s, s:s, s:s}", "netns", CLI, "interface", DEV, "dst", TARGET);
-        json_t *p = json_pack("{s:s}", "delay", "300ms");
-        struct fault_spec *spec = NULL;
-        struct engine_fault *f = NULL;
-        if (fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
-            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0)
-            _exit(3);
-        raise(SIGKILL);
-        _exit(4);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    apply_then_crash(DEAD_JOURNAL,
+                     "{\"netns\":\"" CLI "\",\"interface\":\"" DEV "\",\"dst\":\"" TARGET "\"}",
+                     "{\"delay\":\"300ms\"}");
     sh("tc -n " CLI " qdisc del dev " DEV " root");
 
     struct engine_fault *f =
