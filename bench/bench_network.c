@@ -58,6 +58,7 @@
 #include <netlink/route/cls/u32.h>
 
 #include "engine.h"
+#include "fault.h"
 #include "loop.h"
 #include "net_scope.h"
 #include "net_tree.h"

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "engine.h"
+#include "fault.h"
 #include "loop.h"
 
 extern char **environ;

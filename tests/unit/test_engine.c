@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "engine.h"
+#include "fault.h"
 #include "journal.h"
 #include "proc_stat.h"
 #include "sleep_child.h"

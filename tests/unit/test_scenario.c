@@ -10,6 +10,7 @@
 
 #include "broken_corpus.h"
 #include "engine.h"
+#include "fault.h"
 #include "probe.h"
 #include "scenario.h"
 

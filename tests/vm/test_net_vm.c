@@ -48,6 +48,7 @@
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 #include "engine.h"
+#include "fault.h"
 #include "nl_tc.h"
 #include "loop.h"
 #include "net_vm.h"

@@ -9,19 +9,9 @@
 #include <sys/types.h>
 #include <jansson.h>
 #include "chaos_err.h"
+#include "fault_spec.h"
 
 struct journal;
-
-/* Filled by parse(): how the engine must treat the fault. */
-struct fault_info {
-    /* true: the fault changes the system until reverted (pause), so it needs a
-     * duration and the engine schedules its revert; false: a one-off action
-     * (kill) that nothing can undo. */
-    bool lasting;
-    /* How long the fault is "active" when it has no duration of its own, e.g.
-     * every x count for a repeated kill; 0 for a one-shot action. */
-    int64_t natural_duration_ms;
-};
 
 #define FAULT_MAX_PROTECTED 8
 
@@ -79,12 +69,20 @@ struct fault_ops {
     /* What apply would do, from the spec alone, for --dry-run: e.g. "pause
      * processes: name 'demo-worker', pick 1". Touches nothing. */
     void (*plan)(const void *spec, char *buf, size_t size);
+    /* What the target matches now, for --dry-run (reads, never changes, the
+     * system). NULL when the kind has nothing to say. */
+    void (*preview)(const void *spec, char *buf, size_t size);
     void (*free_state)(void *state);
 };
 
 /* The registry: the ops of kind, or NULL when unknown. */
 const struct fault_ops *fault_ops_find(const char *kind);
-/* The kinds this build supports, comma-separated, for error messages. */
-const char *fault_kinds_list(void);
+
+/* What fault_spec_parse hands out (opaque outside the engine). */
+struct fault_spec {
+    const struct fault_ops *ops;
+    void *spec;
+    struct fault_info info;
+};
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "fault.h"
 #include "journal.h"
 #include "loop.h"
 #include "util.h"

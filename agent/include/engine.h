@@ -10,25 +10,8 @@
 #include <sys/types.h>
 #include <jansson.h>
 #include "chaos_err.h"
-#include "fault.h"
+#include "fault_spec.h"
 #include "loop.h"
-
-/* A validated, kind-specific fault description. */
-struct fault_spec {
-    const struct fault_ops *ops;
-    void *spec;
-    struct fault_info info;
-};
-
-/* Validates one fault's kind, target and params (see fault_ops.parse). On
- * success *out is owned by the caller (fault_spec_free). Touches nothing. */
-int fault_spec_parse(const char *kind, const json_t *target, const json_t *params, const char *ctx,
-                     int64_t duration_ms, struct fault_spec **out, struct chaos_err *err)
-    __attribute__((warn_unused_result));
-void fault_spec_free(struct fault_spec *fs);
-/* What the fault would do (fault_ops.plan) into buf; "" when its kind
- * cannot say. */
-void fault_spec_plan(const struct fault_spec *fs, char *buf, size_t size);
 
 struct engine;
 struct engine_fault;
