@@ -444,7 +444,7 @@ static int engine_method_apply(struct ctx *c, struct chaos_err *err)
     static int seq;
     char name[32];
     snprintf(name, sizeof name, "net%d", seq++);
-    return engine_apply(c->engine, name, c->spec, 600000, NULL, NULL, &c->fault, err);
+    return engine_apply(c->engine, name, c->spec, NULL, NULL, &c->fault, err);
 }
 
 static int engine_method_revert(struct ctx *c, struct chaos_err *err)

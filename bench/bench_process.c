@@ -124,7 +124,7 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "p%d", r);
         struct engine_fault *f;
         int64_t t0 = loop_now_us();
-        if (engine_apply(e, name, spec, 60000, NULL, NULL, &f, &err) < 0) {
+        if (engine_apply(e, name, spec, NULL, NULL, &f, &err) < 0) {
             fprintf(stderr, "apply: %s\n", err.msg);
             rc = 1;
             break;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include "chaos_err.h"
 #include "fault_spec.h"
+#include "loop.h"
 
 struct journal;
 
@@ -24,6 +25,9 @@ struct fault_env {
     const char *fault_id;   /* unique id of this fault instance, e.g. "f1-pause-workers" */
     const char *kind;
     int64_t deadline_ms;    /* CLOCK_REALTIME ms when the engine will revert; 0 if not lasting */
+    /* The engine's loop, for kinds that watch fds of their own (a seccomp
+     * listener); timers for durations and rounds stay the engine's. */
+    struct loop *loop;
 };
 
 /* Writes the undo record for env->fault_id to the journal and fsyncs it. A
@@ -32,6 +36,10 @@ struct fault_env {
  * It may be called again to replace the record (e.g. more targets were hit). */
 int fault_journal_undo(const struct fault_env *env, const json_t *undo, struct chaos_err *err)
     __attribute__((warn_unused_result));
+
+/* "<ctx>: <field>" (or just field when ctx is empty) into buf: the prefix a
+ * kind gives the errors of its target and params objects. */
+void fault_field_ctx(char *buf, size_t size, const char *ctx, const char *field);
 
 /* Returns true if pid is one of env's protected PIDs. */
 bool fault_env_is_protected(const struct fault_env *env, pid_t pid);
@@ -42,11 +50,12 @@ struct fault_ops {
     /* Validates the kind-specific "target" and "params" objects of one fault
      * (either may be NULL when absent). ctx prefixes error messages, e.g.
      * "faults[1] 'kill worker'"; errors then read "<ctx>: target.pick: ...".
-     * duration_ms is the fault's "duration", or -1 when it has none. Checks
-     * everything that can be checked without touching the system. On success
-     * sets *spec (freed with free_spec) and *info. */
-    int (*parse)(const json_t *target, const json_t *params, const char *ctx, int64_t duration_ms,
-                 void **spec, struct fault_info *info, struct chaos_err *err);
+     * Checks everything that can be checked without touching the system. On
+     * success sets *spec (freed with free_spec) and *info. The fault's
+     * duration is not the kind's business: the engine checks it against
+     * info->lasting (fault_spec_parse), once for every kind. */
+    int (*parse)(const json_t *target, const json_t *params, const char *ctx, void **spec,
+                 struct fault_info *info, struct chaos_err *err);
     void (*free_spec)(void *spec);
 
     /* Applies the fault. A lasting fault journals its undo record before it
@@ -83,6 +92,7 @@ struct fault_spec {
     const struct fault_ops *ops;
     void *spec;
     struct fault_info info;
+    int64_t duration_ms; /* -1: none (a one-off action) */
 };
 
 #endif

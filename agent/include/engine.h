@@ -50,8 +50,9 @@ int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_p
  * left active, so a later recovery still finds them. */
 void engine_free(struct engine *e);
 
-/* Applies spec as fault `name`. duration_ms < 0 means none (a one-off action).
- * A lasting fault is reverted by the engine itself when its duration ends.
+/* Applies spec as fault `name`, for the duration it was validated with
+ * (fault_spec_parse). A lasting fault is reverted by the engine itself when
+ * its duration ends.
  * On failure nothing is left applied, *out is still set (state FAULT_FAILED)
  * so the caller can report it, and the error is in err. That includes a
  * timer the fault needs (its revert, end or step timer) that cannot be
@@ -60,8 +61,8 @@ void engine_free(struct engine *e);
  * revert failed too, and the journal keeps the fault for `chaos recover`).
  * No event is emitted for a failed apply. */
 int engine_apply(struct engine *e, const char *name, const struct fault_spec *spec,
-                 int64_t duration_ms, engine_event_cb cb, void *arg, struct engine_fault **out,
-                 struct chaos_err *err) __attribute__((warn_unused_result));
+                 engine_event_cb cb, void *arg, struct engine_fault **out, struct chaos_err *err)
+    __attribute__((warn_unused_result));
 
 /* Reverts f now (no-op when it is not active). Repeated actions are stopped. */
 int engine_revert(struct engine *e, struct engine_fault *f, struct chaos_err *err);

@@ -22,6 +22,12 @@ struct fault_info {
     /* How long a non-lasting fault is "active" when it repeats (every x
      * count for a repeated kill); 0 for a one-shot action. */
     int64_t natural_duration_ms;
+    /* For the error when the duration is missing or 0 (lasting faults):
+     * what needs it, e.g. "action pause (a paused process must be resumed)". */
+    const char *needs_duration;
+    /* For the error when a one-off fault has one: why it cannot, e.g. "a
+     * kill cannot be undone; use params.every and params.count to repeat it". */
+    const char *no_duration;
 };
 
 struct fault_spec;
@@ -41,6 +47,8 @@ void fault_spec_free(struct fault_spec *fs);
 const struct fault_info *fault_spec_info(const struct fault_spec *fs);
 /* The kind's name, e.g. "process". */
 const char *fault_spec_kind(const struct fault_spec *fs);
+/* The duration the spec was validated with (ms), or -1 for none. */
+int64_t fault_spec_duration_ms(const struct fault_spec *fs);
 
 /* What the fault would do, from the spec alone, for --dry-run: "pause
  * processes: name 'demo-worker', pick 1". "" when its kind cannot say. */

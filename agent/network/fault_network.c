@@ -71,13 +71,11 @@ static void free_specp(struct net_spec **s)
 }
 
 static int network_parse(const json_t *target, const json_t *params, const char *ctx,
-                         int64_t duration_ms, void **spec, struct fault_info *info,
-                         struct chaos_err *err)
+                         void **spec, struct fault_info *info, struct chaos_err *err)
 {
     char tctx[320], pctx[320];
-    bool has_ctx = ctx && *ctx;
-    snprintf(tctx, sizeof tctx, "%s%starget", has_ctx ? ctx : "", has_ctx ? ": " : "");
-    snprintf(pctx, sizeof pctx, "%s%sparams", has_ctx ? ctx : "", has_ctx ? ": " : "");
+    fault_field_ctx(tctx, sizeof tctx, ctx, "target");
+    fault_field_ctx(pctx, sizeof pctx, ctx, "params");
     __attribute__((cleanup(free_specp))) struct net_spec *s = calloc(1, sizeof *s);
     if (!s)
         return chaos_err_set(err, ENOMEM, "out of memory");
@@ -87,14 +85,9 @@ static int network_parse(const json_t *target, const json_t *params, const char 
     r = netem_params_parse(params, pctx, &s->params, err);
     if (r < 0)
         return r;
-    if (duration_ms < 0)
-        return chaos_err_setctx(err, EINVAL, ctx,
-                                "duration: required for a network fault (it is reverted when "
-                                "the duration ends)");
-    if (duration_ms == 0)
-        return chaos_err_setctx(err, EINVAL, ctx, "duration: must be more than 0");
     info->lasting = true;
     info->natural_duration_ms = 0;
+    info->needs_duration = "a network fault (it is reverted when the duration ends)";
     *spec = steal_pointer(&s);
     return 0;
 }

@@ -177,7 +177,7 @@ __attribute__((format(printf, 4, 5))) static int field_err(struct chaos_err *err
 }
 
 static int parse_params(const json_t *params, const char *pctx, const char *ctx,
-                        int64_t duration_ms, struct proc_spec *s, struct chaos_err *err)
+                        struct proc_spec *s, struct chaos_err *err)
 {
     static const char *const keys[] = {"action", "signal", "every", "count", NULL};
     int r = jv_expect_object(params, pctx, err);
@@ -210,19 +210,10 @@ static int parse_params(const json_t *params, const char *pctx, const char *ctx,
         if (has_every || has_count)
             return field_err(err, ctx, has_every ? "params.every" : "params.count",
                              "only for action \"kill\" (a pause lasts for the fault's duration)");
-        if (duration_ms < 0)
-            return field_err(err, ctx, "duration",
-                             "required for action pause (a paused process must be resumed)");
-        if (duration_ms == 0)
-            return field_err(err, ctx, "duration", "must be more than 0 for action pause");
         s->count = 1;
         return 0;
     }
 
-    if (duration_ms >= 0)
-        return field_err(err, ctx, "duration",
-                         "a kill cannot be undone; use params.every and "
-                         "params.count to repeat it");
     s->sig = SIGKILL;
     if (sigv) {
         char path[320];
@@ -259,13 +250,11 @@ static int parse_params(const json_t *params, const char *pctx, const char *ctx,
 }
 
 static int process_parse(const json_t *target, const json_t *params, const char *ctx,
-                         int64_t duration_ms, void **spec, struct fault_info *info,
-                         struct chaos_err *err)
+                         void **spec, struct fault_info *info, struct chaos_err *err)
 {
     char tctx[320], pctx[320];
-    bool has_ctx = ctx && *ctx;
-    snprintf(tctx, sizeof tctx, "%s%starget", has_ctx ? ctx : "", has_ctx ? ": " : "");
-    snprintf(pctx, sizeof pctx, "%s%sparams", has_ctx ? ctx : "", has_ctx ? ": " : "");
+    fault_field_ctx(tctx, sizeof tctx, ctx, "target");
+    fault_field_ctx(pctx, sizeof pctx, ctx, "params");
     if (!target)
         return chaos_err_set(err, EINVAL,
                              "%s: required field is missing (give one of pid, "
@@ -283,12 +272,14 @@ static int process_parse(const json_t *target, const json_t *params, const char 
     int r = proc_target_parse(target, tctx, NULL, &s->target, err);
     if (r < 0)
         return r;
-    r = parse_params(params, pctx, ctx, duration_ms, s, err);
+    r = parse_params(params, pctx, ctx, s, err);
     if (r < 0)
         return r;
 
     info->lasting = s->action == ACTION_PAUSE;
     info->natural_duration_ms = s->count > 1 ? s->every_ms * s->count : 0;
+    info->needs_duration = "action pause (a paused process must be resumed)";
+    info->no_duration = "a kill cannot be undone; use params.every and params.count to repeat it";
     *spec = steal_pointer(&s);
     return 0;
 }
@@ -725,6 +716,28 @@ static void process_plan(const void *spec, char *buf, size_t size)
     snprintf(buf, size, "kill with %s: %s%s", sig, what, rounds);
 }
 
+/* What the target matches at this moment, before its pick: a plan that
+ * says "pause cgroup x" should also say that means 24 processes. */
+static void process_preview(const void *spec, char *buf, size_t size)
+{
+    const struct proc_spec *s = spec;
+    struct chaos_err err = {0};
+    struct fault_env env = {.protected_pids = {1, getpid(), getppid()}, .n_protected = 3};
+    struct proc_ent *ents = NULL;
+    size_t n = 0;
+    if (proc_target_resolve(s->target, &env, &ents, &n, &err) < 0) {
+        snprintf(buf, size, "%s", err.msg);
+        return;
+    }
+    int off = snprintf(buf, size, "the target matches %zu process%s:", n, n == 1 ? "" : "es");
+    for (size_t i = 0; i < n && i < 8 && off >= 0 && (size_t)off < size; i++)
+        off += snprintf(buf + off, size - (size_t)off, "%s %d (%s)", i ? "," : "",
+                        (int)ents[i].pid, ents[i].comm);
+    if (n > 8 && off >= 0 && (size_t)off < size)
+        snprintf(buf + off, size - (size_t)off, ", ...");
+    free(ents);
+}
+
 const struct fault_ops fault_process_ops = {
     .kind = "process",
     .parse = process_parse,
@@ -735,5 +748,6 @@ const struct fault_ops fault_process_ops = {
     .recover = process_recover,
     .describe = process_describe,
     .plan = process_plan,
+    .preview = process_preview,
     .free_state = free_state,
 };

@@ -4,36 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "duration.h"
-#include "engine.h"
-#include "fault.h"
+#include "fault_spec.h"
 #include "probe.h"
-#include "proc_target.h"
 #include "runner.h"
-
-/* What a process target matches at this moment, before its pick: a plan
- * that says "pause cgroup x" should also say that means 24 processes. */
-static void print_matches(const struct scenario_fault *f, FILE *out)
-{
-    if (strcmp(f->kind, "process") != 0 || !f->target_json)
-        return;
-    struct chaos_err err = {0};
-    struct proc_target *t = NULL;
-    if (proc_target_parse(f->target_json, "target", NULL, &t, &err) < 0)
-        return; /* cannot happen: the scenario was validated */
-    struct fault_env env = {.protected_pids = {1, getpid(), getppid()}, .n_protected = 3};
-    struct proc_ent *ents = NULL;
-    size_t n = 0;
-    if (proc_target_resolve(t, &env, &ents, &n, &err) < 0) {
-        fprintf(out, "     now: %s\n", err.msg);
-    } else {
-        fprintf(out, "     now: the target matches %zu process%s:", n, n == 1 ? "" : "es");
-        for (size_t i = 0; i < n && i < 8; i++)
-            fprintf(out, "%s %d (%s)", i ? "," : "", (int)ents[i].pid, ents[i].comm);
-        fprintf(out, "%s\n", n > 8 ? ", ..." : "");
-    }
-    free(ents);
-    proc_target_free(t);
-}
 
 void runner_print_plan(const struct scenario *s, FILE *out)
 {
@@ -70,7 +43,9 @@ void runner_print_plan(const struct scenario *s, FILE *out)
         fault_spec_plan(f->spec, what, sizeof what);
         if (what[0])
             fprintf(out, "     %s\n", what);
-        print_matches(f, out);
+        fault_spec_preview(f->spec, what, sizeof what);
+        if (what[0])
+            fprintf(out, "     now: %s\n", what);
     }
     for (size_t i = 0; i < s->n_expect; i++) {
         const struct check *c = &s->expect[i];

@@ -504,7 +504,7 @@ static void on_fault_due(struct loop *loop, void *arg)
     fr->planned_ms = rel_ms(run);
     struct chaos_err err = {0};
     const struct scenario_fault *f = fr->fault;
-    if (engine_apply(run->engine, f->name, f->spec, f->duration_ms, on_engine_event, fr, &fr->ef,
+    if (engine_apply(run->engine, f->name, f->spec, on_engine_event, fr, &fr->ef,
                      &err) < 0) {
         fr->apply_failed = true;
         snprintf(fr->error, sizeof fr->error, "%s", err.msg);

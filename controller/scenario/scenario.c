@@ -19,8 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "duration.h"
-#include "engine.h"
-#include "fault.h"
+#include "fault_spec.h"
 #include "jsonv.h"
 #include "probe.h"
 #include "util.h"
@@ -157,8 +156,8 @@ int64_t scenario_fault_active_ms(const struct scenario *s, size_t i)
     const struct scenario_fault *f = &s->faults[i];
     if (f->duration_ms >= 0)
         return f->duration_ms;
-    if (f->spec && f->spec->info.natural_duration_ms > 0)
-        return f->spec->info.natural_duration_ms;
+    if (f->spec && fault_spec_info(f->spec)->natural_duration_ms > 0)
+        return fault_spec_info(f->spec)->natural_duration_ms;
     return 0;
 }
 
@@ -208,7 +207,7 @@ static int parse_fault_fields(struct scenario *s, const json_t *j, const char *c
     const char *kind = NULL;
     if ((r = jv_string(j, "", "kind", true, &kind, err)) < 0)
         return r;
-    if (!fault_ops_find(kind))
+    if (!fault_kind_known(kind))
         return chaos_err_set(err, EINVAL, "kind: unknown fault kind '%s' (available: %s)", kind,
                              fault_kinds_list());
     if (!(f->kind = strdup(kind)))
@@ -235,22 +234,12 @@ static int parse_fault_fields(struct scenario *s, const json_t *j, const char *c
         return r;
     }
 
-    /* The kind decides what is lasting; the scenario enforces what that means
-     * for the duration even if a kind forgot to. */
-    if (f->spec->info.lasting && f->duration_ms < 0)
-        return chaos_err_set(err, EINVAL,
-                             "duration: required: this fault lasts until it is reverted, so it "
-                             "needs a duration (e.g. \"30s\")");
-    if (!f->spec->info.lasting && f->duration_ms >= 0)
-        return chaos_err_set(err, EINVAL,
-                             "duration: not allowed: this fault is a one-off action that cannot be "
-                             "undone, so it has no duration");
-
+    const struct fault_info *info = fault_spec_info(f->spec);
     const char *orf = NULL;
     if ((r = jv_string(j, "", "on_round_failure", false, &orf, err)) < 0)
         return r;
     if (orf) {
-        if (f->spec->info.lasting || f->spec->info.natural_duration_ms <= 0)
+        if (info->lasting || info->natural_duration_ms <= 0)
             return chaos_err_set(err, EINVAL,
                                  "on_round_failure: only a repeated action (every and count) has "
                                  "rounds");
@@ -265,7 +254,7 @@ static int parse_fault_fields(struct scenario *s, const json_t *j, const char *c
                                  orf);
     }
 
-    int64_t active = f->duration_ms >= 0 ? f->duration_ms : f->spec->info.natural_duration_ms;
+    int64_t active = f->duration_ms >= 0 ? f->duration_ms : info->natural_duration_ms;
     if (active < 0)
         active = 0;
     if (f->at_ms + active > s->max_duration_ms) {

@@ -30,7 +30,7 @@ struct fake_log {
 
 static struct fake_log flog;
 
-static int fake_parse(const json_t *t, const json_t *p, const char *ctx, int64_t d, void **spec,
+static int fake_parse(const json_t *t, const json_t *p, const char *ctx, void **spec,
                       struct fault_info *info, struct chaos_err *err)
 {
     *spec = NULL;
@@ -150,6 +150,13 @@ static void give_up(struct loop *l, void *arg)
 static struct fault_spec lasting = {.ops = &fake_ops, .info = {.lasting = true}};
 static struct fault_spec repeated = {.ops = &fake_ops, .info = {.lasting = false}};
 
+/* s as fault_spec_parse would hand it out for duration d (ms, -1: none). */
+static const struct fault_spec *spec_for(struct fault_spec *s, int64_t d)
+{
+    s->duration_ms = d;
+    return s;
+}
+
 TestSuite(engine, .init = setup, .fini = teardown);
 
 Test(engine, duration_is_enforced_by_the_engine)
@@ -161,7 +168,7 @@ Test(engine, duration_is_enforced_by_the_engine)
     struct events ev = {.loop = l, .stop_on_end = true};
     struct engine_fault *f;
     int64_t t0 = loop_now_ms();
-    cr_assert_eq(engine_apply(e, "p", &lasting, 100, on_event, &ev, &f, &err), 0, "%s", err.msg);
+    cr_assert_eq(engine_apply(e, "p", spec_for(&lasting, 100), on_event, &ev, &f, &err), 0, "%s", err.msg);
     cr_expect(flog.journal_seen_at_apply, "undo record was not durable before apply touched");
     cr_expect_eq(engine_fault_state(f), FAULT_ACTIVE);
     bool timed_out = false;
@@ -192,7 +199,7 @@ Test(engine, repeated_actions_step_then_finish)
     /* Rounds at 0, 20, 40, 60 ms; active for every x count = 80 ms. */
     struct fault_spec rep = {.ops = &fake_ops, .info = {.natural_duration_ms = 80}};
     int64_t t0 = loop_now_ms();
-    cr_assert_eq(engine_apply(e, "k", &rep, -1, on_event, &ev, &f, &err), 0);
+    cr_assert_eq(engine_apply(e, "k", spec_for(&rep, -1), on_event, &ev, &f, &err), 0);
     bool timed_out = false;
     cr_assert(loop_add_timer(l, loop_now_ms() + 3000, give_up, &timed_out));
     loop_run(l);
@@ -215,7 +222,7 @@ Test(engine, failed_apply_leaves_no_pending_record)
     cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0);
     flog.fail_apply = true;
     struct engine_fault *f = NULL;
-    cr_expect_lt(engine_apply(e, "p", &lasting, 1000, on_event, NULL, &f, &err), 0);
+    cr_expect_lt(engine_apply(e, "p", spec_for(&lasting, 1000), on_event, NULL, &f, &err), 0);
     cr_expect(strstr(err.msg, "fake apply refused"), "%s", err.msg);
     cr_assert(f);
     cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
@@ -229,15 +236,20 @@ Test(engine, failed_apply_leaves_no_pending_record)
 
 Test(engine, lasting_fault_without_duration_is_refused)
 {
-    struct loop *l = loop_new();
-    struct engine *e;
+    /* The rule lives at the one validation entry point: no spec, so nothing
+     * can reach engine_apply that nothing would revert. */
+    json_t *t = json_pack("{s:i}", "pid", (int)getpid());
+    json_t *p = json_pack("{s:s}", "action", "pause");
+    struct fault_spec *spec = NULL;
     struct chaos_err err = {0};
-    cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0);
-    struct engine_fault *f;
-    cr_expect_lt(engine_apply(e, "p", &lasting, -1, on_event, NULL, &f, &err), 0);
-    cr_expect_eq(flog.applies, 0, "applied a lasting fault that nothing would revert");
-    engine_free(e);
-    loop_free(l);
+    cr_expect_lt(fault_spec_parse("process", t, p, "faults[0] 'p'", -1, &spec, &err), 0);
+    cr_expect_null(spec);
+    cr_expect(strstr(err.msg, "faults[0] 'p': duration: required for action pause"), "%s",
+              err.msg);
+    cr_expect_lt(fault_spec_parse("process", t, p, "faults[0] 'p'", 0, &spec, &err), 0);
+    cr_expect(strstr(err.msg, "duration: must be more than 0"), "%s", err.msg);
+    json_decref(t);
+    json_decref(p);
 }
 
 Test(engine, failed_revert_keeps_the_journal_for_recovery)
@@ -248,7 +260,7 @@ Test(engine, failed_revert_keeps_the_journal_for_recovery)
     cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0);
     struct events ev = {.loop = l};
     struct engine_fault *f;
-    cr_assert_eq(engine_apply(e, "p", &lasting, 60000, on_event, &ev, &f, &err), 0);
+    cr_assert_eq(engine_apply(e, "p", spec_for(&lasting, 60000), on_event, &ev, &f, &err), 0);
     flog.fail_revert = true;
     cr_expect_eq(engine_revert_all(e), 1);
     cr_expect_eq(ev.failed, 1);
@@ -271,7 +283,7 @@ Test(engine, protected_pids_include_self_parent_and_init)
     cr_assert_eq(engine_new(l, flog.journal, &extra, 1, &e, &err), 0);
     struct engine_fault *f;
     flog.steps_wanted = 0;
-    cr_assert_eq(engine_apply(e, "k", &repeated, -1, NULL, NULL, &f, &err), 0);
+    cr_assert_eq(engine_apply(e, "k", spec_for(&repeated, -1), NULL, NULL, &f, &err), 0);
     /* The env the kind saw is the one fault_env_is_protected checks. */
     struct fault_env env = {.protected_pids = {1, getpid(), getppid(), 4242}, .n_protected = 4};
     cr_expect(fault_env_is_protected(&env, 1));
@@ -319,7 +331,7 @@ Test(engine, pause_whose_revert_timer_cannot_be_armed_is_not_left_applied)
     struct events ev = {.loop = l};
     struct engine_fault *f = NULL;
     loop_fail_next_timers(l, 1); /* the revert timer, the first the apply arms */
-    int r = engine_apply(e, "freeze", spec, 60000, on_event, &ev, &f, &err);
+    int r = engine_apply(e, "freeze", spec, on_event, &ev, &f, &err);
     char state = settled_state(kid);
     if (state == 'T')
         kill(kid, SIGCONT); /* never leave it stopped, even when the test fails */
@@ -357,7 +369,7 @@ Test(engine, revert_timer_unarmed_and_revert_failing_keeps_the_journal)
     flog.fail_revert = true;
     struct engine_fault *f;
     loop_fail_next_timers(l, 1);
-    cr_expect_lt(engine_apply(e, "p", &lasting, 60000, on_event, NULL, &f, &err), 0);
+    cr_expect_lt(engine_apply(e, "p", spec_for(&lasting, 60000), on_event, NULL, &f, &err), 0);
     cr_expect(strstr(err.msg, "cannot arm its revert timer: "), "%s", err.msg);
     cr_expect(strstr(err.msg, "its revert failed too: fake revert failed; the journal keeps it"),
               "%s", err.msg);
@@ -379,7 +391,7 @@ Test(engine, step_timer_unarmed_ends_a_repeated_fault_as_failed)
     struct events ev = {.loop = l, .stop_on_end = true};
     struct engine_fault *f;
     struct fault_spec rep = {.ops = &fake_ops, .info = {.natural_duration_ms = 80}};
-    cr_assert_eq(engine_apply(e, "k", &rep, -1, on_event, &ev, &f, &err), 0, "%s", err.msg);
+    cr_assert_eq(engine_apply(e, "k", spec_for(&rep, -1), on_event, &ev, &f, &err), 0, "%s", err.msg);
     bool timed_out = false;
     cr_assert(loop_add_timer(l, loop_now_ms() + 3000, give_up, &timed_out));
     loop_fail_next_timers(l, 1); /* the next round's timer, armed by the first step */

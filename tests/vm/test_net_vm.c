@@ -401,7 +401,7 @@ struct engine_fault *apply(struct rig *r, const char *target, const char *params
     struct fault_spec *spec = NULL;
     cr_assert_eq(fault_spec_parse("network", t, p, "test", 600000, &spec, &err), 0, "%s", err.msg);
     struct engine_fault *f = NULL;
-    int rc = engine_apply(r->engine, "net", spec, 600000, NULL, NULL, &f, &err);
+    int rc = engine_apply(r->engine, "net", spec, NULL, NULL, &f, &err);
     cr_assert(r->n_specs < 8);
     r->specs[r->n_specs++] = spec;
     cr_assert_eq(rc, 0, "apply failed: %s", err.msg);
@@ -418,7 +418,7 @@ void apply_fails(struct rig *r, const char *target, const char *params, char *ms
     struct fault_spec *spec = NULL;
     cr_assert_eq(fault_spec_parse("network", t, p, "test", 600000, &spec, &err), 0, "%s", err.msg);
     struct engine_fault *f = NULL;
-    int rc = engine_apply(r->engine, "net", spec, 600000, NULL, NULL, &f, &err);
+    int rc = engine_apply(r->engine, "net", spec, NULL, NULL, &f, &err);
     cr_assert(r->n_specs < 8);
     r->specs[r->n_specs++] = spec;
     cr_assert_neq(rc, 0, "apply should have failed");
@@ -785,7 +785,7 @@ void apply_then_crash(const char *journal, const char *target, const char *param
         struct engine_fault *f = NULL;
         if (!t || !p || engine_new(l, journal, NULL, 0, &e, &err) < 0 ||
             fault_spec_parse("network", t, p, "x", 600000, &spec, &err) < 0 ||
-            engine_apply(e, "net", spec, 600000, NULL, NULL, &f, &err) < 0) {
+            engine_apply(e, "net", spec, NULL, NULL, &f, &err) < 0) {
             fprintf(stderr, "apply in the crashing engine: %s\n", err.msg);
             _exit(3);
         }
