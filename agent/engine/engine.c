@@ -1,16 +1,15 @@
 #include "engine.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include "fault.h"
 #include "journal.h"
+#include "lifecycle.h"
 #include "loop.h"
 #include "util.h"
 
@@ -19,16 +18,26 @@ struct engine_fault {
     struct engine_fault *next;
     char *name;
     char id[80];
-    const struct fault_spec *spec; /* borrowed: the scenario owns it */
+    const struct fault_spec *spec; /* borrowed: the caller keeps it alive */
     void *state;
-    enum fault_state st;
+    enum fault_state st;           /* moved only by advance() */
     struct fault_env env;
-    uint64_t revert_timer;
+    uint64_t revert_timer;         /* the revert (lasting) or natural end (repeated) */
     uint64_t step_timer;
     engine_event_cb cb;
     void *cb_arg;
-    bool revert_failed;
     char error[sizeof(((struct chaos_err *)0)->msg)];
+};
+
+/* An event waiting to be delivered from the loop, or (f NULL) a call for
+ * engine_when_drained. */
+struct queued {
+    struct queued *next;
+    struct engine_fault *f;
+    enum engine_event ev;
+    void (*call)(void *arg);
+    void *call_arg;
+    char detail[768];
 };
 
 struct engine {
@@ -38,9 +47,14 @@ struct engine {
     size_t n_protected;
     struct engine_fault *faults;
     unsigned seq;
+    /* Events go out from the loop, never from inside a call: an eventfd,
+     * registered once at engine_new, wakes the loop for them, so delivering
+     * later never needs a timer that could fail to arm. */
+    int wake_fd;
+    struct queued *head, **tail;
 };
 
-/* ---- the engine ---- */
+static void on_wake(struct loop *loop, int fd, uint32_t events, void *arg);
 
 int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_protected, size_t n,
                struct engine **out, struct chaos_err *err)
@@ -51,13 +65,28 @@ int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_p
     if (!e)
         return chaos_err_set(err, ENOMEM, "out of memory");
     e->loop = loop;
+    e->tail = &e->head;
     e->protected_pids[e->n_protected++] = 1;
     e->protected_pids[e->n_protected++] = getpid();
     e->protected_pids[e->n_protected++] = getppid();
     for (size_t i = 0; i < n; i++)
         e->protected_pids[e->n_protected++] = extra_protected[i];
-    int r = journal_open(journal_path, &e->journal, err);
+    e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (e->wake_fd < 0) {
+        int r = chaos_err_set(err, errno, "engine: eventfd: %s", strerror(errno));
+        free(e);
+        return r;
+    }
+    int r = loop_add_fd(loop, e->wake_fd, EPOLLIN, on_wake, e);
     if (r < 0) {
+        chaos_err_set(err, -r, "engine: event loop: %s", strerror(-r));
+        close(e->wake_fd);
+        free(e);
+        return r;
+    }
+    if ((r = journal_open(journal_path, &e->journal, err)) < 0) {
+        loop_del_fd(loop, e->wake_fd);
+        close(e->wake_fd);
         free(e);
         return r;
     }
@@ -78,9 +107,15 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     bool keep_journal = false;
+    for (struct queued *q = e->head, *next; q; q = next) {
+        next = q->next;
+        free(q);
+    }
     for (struct engine_fault *f = e->faults, *next; f; f = next) {
         next = f->next;
-        if (f->spec->info.lasting && (f->st == FAULT_ACTIVE || f->revert_failed))
+        /* A fault still applied (or whose revert failed: it stays applied in
+         * the journal's eyes) keeps the journal for a later recovery. */
+        if (f->spec->info.lasting && fault_state_applied(f->st))
             keep_journal = true;
         if (f->revert_timer)
             loop_cancel_timer(e->loop, f->revert_timer);
@@ -88,16 +123,103 @@ void engine_free(struct engine *e)
             loop_cancel_timer(e->loop, f->step_timer);
         fault_free(f);
     }
-    /* A fault still active (or whose revert failed: it stays active in the
-     * journal's eyes) keeps the journal for a later recovery. */
+    loop_del_fd(e->loop, e->wake_fd);
+    close(e->wake_fd);
     journal_close(e->journal, !keep_journal);
     free(e);
 }
 
-static void emit(struct engine_fault *f, enum engine_event ev, const char *detail)
+/* ---- delivery: later, from the loop ---- */
+
+static void wake(struct engine *e)
+{
+    uint64_t one = 1;
+    /* Fails only when the counter would overflow: it is awake already. */
+    IGNORE_RESULT(write(e->wake_fd, &one, sizeof one));
+}
+
+static void enqueue(struct engine *e, struct queued *q)
+{
+    q->next = NULL;
+    *e->tail = q;
+    e->tail = &q->next;
+    wake(e);
+}
+
+static void deliver(struct engine_fault *f, enum engine_event ev, const char *detail)
 {
     if (f->cb)
         f->cb(f, ev, detail, f->cb_arg);
+}
+
+static void queue_event(struct engine_fault *f, enum engine_event ev, const char *detail)
+{
+    if (!f->cb)
+        return;
+    struct queued *q = calloc(1, sizeof *q);
+    if (!q) {
+        /* Out of memory: a re-entrant event is better than a lost one. */
+        deliver(f, ev, detail);
+        return;
+    }
+    q->f = f;
+    q->ev = ev;
+    snprintf(q->detail, sizeof q->detail, "%s", detail ? detail : "");
+    enqueue(f->engine, q);
+}
+
+static void on_wake(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+    struct engine *e = arg;
+    uint64_t n;
+    IGNORE_RESULT(read(fd, &n, sizeof n));
+    /* Handlers may queue more (a revert from an event handler): those are
+     * taken in this same pass, in order. */
+    while (e->head) {
+        struct queued *q = e->head;
+        e->head = q->next;
+        if (!e->head)
+            e->tail = &e->head;
+        if (q->f)
+            deliver(q->f, q->ev, q->detail);
+        else
+            q->call(q->call_arg);
+        free(q);
+    }
+}
+
+int engine_when_drained(struct engine *e, void (*call)(void *arg), void *arg)
+{
+    struct queued *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    q->call = call;
+    q->call_arg = arg;
+    enqueue(e, q);
+    return 0;
+}
+
+/* ---- the lifecycle: every state change goes through the table ---- */
+
+/* Feeds what happened to f into the lifecycle table: f takes the next state
+ * and, when the table says so, the event is queued with detail. */
+static void advance(struct engine_fault *f, enum fault_input in, const char *detail)
+{
+    const struct fault_transition *t = lifecycle_next(f->st, in);
+    if (!t->valid)
+        return;
+    f->st = t->next;
+    if (t->emit)
+        queue_event(f, t->event, detail);
+}
+
+static void cancel_timers(struct engine_fault *f)
+{
+    if (f->revert_timer)
+        loop_cancel_timer(f->engine->loop, f->revert_timer);
+    if (f->step_timer)
+        loop_cancel_timer(f->engine->loop, f->step_timer);
+    f->revert_timer = f->step_timer = 0;
 }
 
 static void on_revert_timer(struct loop *loop, void *arg)
@@ -110,7 +232,18 @@ static void on_revert_timer(struct loop *loop, void *arg)
 }
 
 static void on_step_timer(struct loop *loop, void *arg);
-static void finish_if_done(struct engine_fault *f);
+
+/* A non-lasting fault is done once it has no more steps to run and its
+ * natural duration (a repeated kill: every x count) has passed, so windows
+ * "during" it also see the effect of its last round. */
+static void finish_if_done(struct engine_fault *f)
+{
+    if (f->st == FAULT_ACTIVE && !f->spec->info.lasting && !f->step_timer && !f->revert_timer) {
+        char d[512];
+        engine_fault_describe(f, d, sizeof d);
+        advance(f, INPUT_DONE, d);
+    }
+}
 
 static void on_natural_end(struct loop *loop, void *arg)
 {
@@ -137,24 +270,21 @@ static int schedule_step(struct engine_fault *f, int64_t next_step_ms)
 /* A timer f depends on (`timer`: "revert timer", ...) could not be armed
  * (errno e). f must not run on without it: a lasting fault whose revert
  * timer never fires would never be reverted. So f's other timers are
- * cancelled, a lasting part is reverted at once (the journal records the
- * revert), and f ends FAULT_FAILED with the reason in f->error and err:
- * "cannot arm its revert timer: ...; reverted". When that revert
- * fails too, f->revert_failed is set and the journal keeps the record for
- * `chaos recover`. Emits nothing; returns -e. */
+ * cancelled and a lasting part is reverted at once (the journal records the
+ * revert); the lifecycle then ends f: at apply time as APPLY_FAILED, later
+ * as ABORTED, or REVERT_FAILED when that revert fails too (the journal keeps
+ * the record for `chaos recover`). The reason goes to f->error and err:
+ * "cannot arm its revert timer: ...; reverted". Returns -e. */
 static int end_unarmed(struct engine_fault *f, const char *timer, int e, struct chaos_err *err)
 {
     struct engine *eng = f->engine;
-    if (f->revert_timer)
-        loop_cancel_timer(eng->loop, f->revert_timer);
-    if (f->step_timer)
-        loop_cancel_timer(eng->loop, f->step_timer);
-    f->revert_timer = f->step_timer = 0;
+    cancel_timers(f);
     char what[sizeof f->error];
+    enum fault_input in = INPUT_UNSAFE_UNDONE;
     if (f->spec->info.lasting && f->spec->ops->revert) {
         struct chaos_err rerr = {0}, jerr = {0};
         if (f->spec->ops->revert(&f->env, f->state, &rerr) < 0) {
-            f->revert_failed = true;
+            in = INPUT_UNSAFE_STUCK;
             snprintf(what, sizeof what,
                      "its revert failed too: %s; the journal keeps it for `chaos recover`",
                      rerr.msg);
@@ -166,24 +296,11 @@ static int end_unarmed(struct engine_fault *f, const char *timer, int e, struct 
     } else {
         snprintf(what, sizeof what, "no further rounds run (what ran cannot be undone)");
     }
-    f->st = FAULT_FAILED;
     /* No fault name: like every apply error, the caller puts it in front. */
     chaos_err_set(err, e, "cannot arm its %s: %s; %s", timer, strerror(e), what);
     snprintf(f->error, sizeof f->error, "%s", err->msg);
+    advance(f, in, f->error);
     return -e;
-}
-
-/* A non-lasting fault is done once it has no more steps to run and its
- * natural duration (a repeated kill: every x count) has passed, so windows
- * "during" it also see the effect of its last round. */
-static void finish_if_done(struct engine_fault *f)
-{
-    if (f->st == FAULT_ACTIVE && !f->spec->info.lasting && !f->step_timer && !f->revert_timer) {
-        f->st = FAULT_REVERTED;
-        char d[512];
-        engine_fault_describe(f, d, sizeof d);
-        emit(f, ENGINE_FINISHED, d);
-    }
 }
 
 static void on_step_timer(struct loop *loop, void *arg)
@@ -195,39 +312,36 @@ static void on_step_timer(struct loop *loop, void *arg)
     int64_t next = 0;
     struct chaos_err err = {0};
     int r = f->spec->ops->step(&f->env, f->state, &next, &err);
-    /* Armed before the event goes out: a handler may revert f (an abort). */
     int unarmed = schedule_step(f, next);
     if (r < 0) {
         snprintf(f->error, sizeof f->error, "%s", err.msg);
-        emit(f, ENGINE_STEP_FAILED, err.msg);
+        advance(f, INPUT_STEP_FAILED, err.msg);
     } else {
         char d[512];
         engine_fault_describe(f, d, sizeof d);
-        emit(f, ENGINE_STEPPED, d);
+        advance(f, INPUT_STEPPED, d);
     }
-    if (unarmed && f->st == FAULT_ACTIVE) {
+    if (unarmed) {
         struct chaos_err uerr = {0};
         IGNORE_RESULT(end_unarmed(f, "timer for its next round", unarmed, &uerr));
-        emit(f, f->revert_failed ? ENGINE_FAILED : ENGINE_ABORTED, f->error);
         return;
     }
     finish_if_done(f);
 }
 
-int engine_apply(struct engine *e, const char *name, const struct fault_spec *spec,
-                 engine_event_cb cb, void *arg, struct engine_fault **out, struct chaos_err *err)
+static struct engine_fault *fault_new(struct engine *e, const char *name,
+                                      const struct fault_spec *spec, engine_event_cb cb, void *arg)
 {
-    int64_t duration_ms = spec->duration_ms;
     struct engine_fault *f = calloc(1, sizeof *f);
     if (!f || !(f->name = strdup(name))) {
         free(f);
-        return chaos_err_set(err, ENOMEM, "out of memory");
+        return NULL;
     }
     f->engine = e;
     f->spec = spec;
     f->cb = cb;
     f->cb_arg = arg;
-    f->st = FAULT_FAILED;
+    f->st = FAULT_PENDING;
     snprintf(f->id, sizeof f->id, "f%u-%d", ++e->seq, (int)getpid());
     memcpy(f->env.protected_pids, e->protected_pids, sizeof e->protected_pids);
     f->env.n_protected = e->n_protected;
@@ -235,11 +349,41 @@ int engine_apply(struct engine *e, const char *name, const struct fault_spec *sp
     f->env.fault_id = f->id;
     f->env.kind = spec->ops->kind;
     f->env.loop = e->loop;
-    f->env.deadline_ms = spec->info.lasting && duration_ms >= 0 ? loop_unix_ms() + duration_ms : 0;
+    f->env.deadline_ms =
+        spec->info.lasting && spec->duration_ms >= 0 ? loop_unix_ms() + spec->duration_ms : 0;
     f->next = e->faults;
     e->faults = f;
-    *out = f;
+    return f;
+}
 
+/* The timers an applied fault needs: its revert (lasting), its natural end
+ * (repeated) and its next round. Returns 0, or end_unarmed's result. */
+static int arm_timers(struct engine_fault *f, int64_t next_step_ms, struct chaos_err *err)
+{
+    struct engine *e = f->engine;
+    const struct fault_info *info = &f->spec->info;
+    if (info->lasting) {
+        f->revert_timer =
+            loop_add_timer(e->loop, loop_now_ms() + f->spec->duration_ms, on_revert_timer, f);
+        if (!f->revert_timer)
+            return end_unarmed(f, "revert timer", errno ? errno : ENOMEM, err);
+    } else if (info->natural_duration_ms > 0) {
+        f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + info->natural_duration_ms,
+                                         on_natural_end, f);
+        if (!f->revert_timer)
+            return end_unarmed(f, "end timer", errno ? errno : ENOMEM, err);
+    }
+    int unarmed = schedule_step(f, next_step_ms);
+    return unarmed ? end_unarmed(f, "step timer", unarmed, err) : 0;
+}
+
+int engine_apply(struct engine *e, const char *name, const struct fault_spec *spec,
+                 engine_event_cb cb, void *arg, struct engine_fault **out, struct chaos_err *err)
+{
+    struct engine_fault *f = fault_new(e, name, spec, cb, arg);
+    if (!f)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    *out = f;
     int64_t next = 0;
     int r = spec->ops->apply(&f->env, spec->spec, &f->state, &next, err);
     if (r < 0) {
@@ -248,27 +392,16 @@ int engine_apply(struct engine *e, const char *name, const struct fault_spec *sp
         struct chaos_err jerr = {0};
         if (spec->info.lasting && journal_record_revert(e->journal, f->id, &jerr) < 0)
             snprintf(f->error, sizeof f->error, "%s (and %s)", err->msg, jerr.msg);
+        advance(f, INPUT_APPLY_FAILED, f->error);
         return r;
     }
-    f->st = FAULT_ACTIVE;
-    /* The fault is applied: from here on a timer that cannot be armed
-     * undoes it rather than leave it to a timer that will never fire. */
-    if (spec->info.lasting) {
-        f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + duration_ms, on_revert_timer, f);
-        if (!f->revert_timer)
-            return end_unarmed(f, "revert timer", errno ? errno : ENOMEM, err);
-    } else if (spec->info.natural_duration_ms > 0) {
-        f->revert_timer = loop_add_timer(e->loop, loop_now_ms() + spec->info.natural_duration_ms,
-                                         on_natural_end, f);
-        if (!f->revert_timer)
-            return end_unarmed(f, "end timer", errno ? errno : ENOMEM, err);
-    }
-    int unarmed = schedule_step(f, next);
-    if (unarmed)
-        return end_unarmed(f, "step timer", unarmed, err);
+    /* Applied: from here on a timer that cannot be armed undoes it rather
+     * than leave it to a timer that will never fire. */
+    if ((r = arm_timers(f, next, err)) < 0)
+        return r;
     char d[512];
     engine_fault_describe(f, d, sizeof d);
-    emit(f, ENGINE_APPLIED, d);
+    advance(f, INPUT_APPLIED, d);
     finish_if_done(f);
     return 0;
 }
@@ -277,31 +410,22 @@ int engine_revert(struct engine *e, struct engine_fault *f, struct chaos_err *er
 {
     if (f->st != FAULT_ACTIVE)
         return 0;
-    if (f->revert_timer) {
-        loop_cancel_timer(e->loop, f->revert_timer);
-        f->revert_timer = 0;
-    }
-    if (f->step_timer) {
-        loop_cancel_timer(e->loop, f->step_timer);
-        f->step_timer = 0;
-    }
+    cancel_timers(f);
+    advance(f, INPUT_REVERT, NULL);
     if (f->spec->info.lasting && f->spec->ops->revert) {
         int r = f->spec->ops->revert(&f->env, f->state, err);
         if (r < 0) {
-            f->st = FAULT_FAILED;
-            f->revert_failed = true;
             snprintf(f->error, sizeof f->error, "revert failed: %s", err->msg);
-            emit(f, ENGINE_FAILED, f->error);
+            advance(f, INPUT_REVERT_FAILED, f->error);
             return r;
         }
         struct chaos_err jerr = {0};
         if (journal_record_revert(e->journal, f->id, &jerr) < 0)
             snprintf(f->error, sizeof f->error, "reverted, but %s", jerr.msg);
     }
-    f->st = FAULT_REVERTED;
     char d[512];
     engine_fault_describe(f, d, sizeof d);
-    emit(f, ENGINE_REVERTED, d);
+    advance(f, INPUT_REVERTED, d);
     return 0;
 }
 
@@ -352,3 +476,16 @@ void engine_fault_describe(const struct engine_fault *f, char *buf, size_t size)
         snprintf(buf, size, "%s fault '%s'", f->spec->ops->kind, f->name);
 }
 
+int engine_journal_dir(const char *state_dir, char *buf, size_t size)
+{
+    if (snprintf(buf, size, "%s/journal", state_dir) >= (int)size)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+int engine_journal_path(const char *state_dir, pid_t owner, char *buf, size_t size)
+{
+    if (snprintf(buf, size, "%s/journal/run-%d.jsonl", state_dir, (int)owner) >= (int)size)
+        return -ENAMETOOLONG;
+    return 0;
+}

@@ -11,17 +11,11 @@
 #include <jansson.h>
 #include "chaos_err.h"
 #include "fault_spec.h"
+#include "fault_state.h"
 #include "loop.h"
 
 struct engine;
 struct engine_fault;
-
-enum fault_state {
-    FAULT_ACTIVE,    /* applied, not yet reverted */
-    FAULT_REVERTED,  /* reverted, or finished (one-off / repeated actions done) */
-    FAULT_FAILED,    /* apply or revert failed, or the engine ended it early
-                        because a timer could not be armed: see engine_fault_error() */
-};
 
 enum engine_event {
     ENGINE_APPLIED,   /* apply succeeded */
@@ -36,7 +30,11 @@ enum engine_event {
                          reverted and journalled; detail says why */
 };
 
-/* Called from the loop for every event of a fault; detail is a line for people. */
+/* Called for every event of a fault, always later from the loop (an event
+ * is queued when it happens and delivered on the loop's next turn), never
+ * from inside engine_apply or engine_revert: a handler may call back into
+ * the engine freely. The fault's state (engine_fault_state) has already
+ * moved on when its event arrives; detail is a line for people. */
 typedef void (*engine_event_cb)(struct engine_fault *f, enum engine_event ev, const char *detail,
                                 void *arg);
 
@@ -53,8 +51,9 @@ void engine_free(struct engine *e);
 /* Applies spec as fault `name`, for the duration it was validated with
  * (fault_spec_parse). A lasting fault is reverted by the engine itself when
  * its duration ends.
- * On failure nothing is left applied, *out is still set (state FAULT_FAILED)
- * so the caller can report it, and the error is in err. That includes a
+ * On failure nothing is left applied, *out is still set (state
+ * FAULT_APPLY_FAILED, or FAULT_REVERT_FAILED, below) so the caller can
+ * report it, and the error is in err. That includes a
  * timer the fault needs (its revert, end or step timer) that cannot be
  * armed: the kind's revert undoes the apply at once (journalled), and err
  * says "fault 'X': cannot arm its revert timer: ...; reverted" (or that the
@@ -64,12 +63,28 @@ int engine_apply(struct engine *e, const char *name, const struct fault_spec *sp
                  engine_event_cb cb, void *arg, struct engine_fault **out, struct chaos_err *err)
     __attribute__((warn_unused_result));
 
-/* Reverts f now (no-op when it is not active). Repeated actions are stopped. */
+/* Reverts f now (no-op unless it is FAULT_ACTIVE). Repeated actions are
+ * stopped. Returns the revert's result; its REVERTED (or FAILED) event
+ * follows from the loop. */
 int engine_revert(struct engine *e, struct engine_fault *f, struct chaos_err *err);
 
 /* Reverts every active fault; returns the number that failed (their errors
  * are reported through the event callback and engine_fault_error()). */
 int engine_revert_all(struct engine *e);
+
+/* Calls call(arg) from the loop once every event queued so far has been
+ * delivered (after engine_revert_all: once its REVERTED and FAILED events
+ * are out). Returns 0, or -ENOMEM when it cannot be queued. */
+int engine_when_drained(struct engine *e, void (*call)(void *arg), void *arg)
+    __attribute__((warn_unused_result));
+
+/* Where the journals of state_dir live ("<state_dir>/journal"), and the
+ * journal of the run with pid owner in it: the one place that knows. 0, or
+ * -ENAMETOOLONG. */
+int engine_journal_dir(const char *state_dir, char *buf, size_t size)
+    __attribute__((warn_unused_result));
+int engine_journal_path(const char *state_dir, pid_t owner, char *buf, size_t size)
+    __attribute__((warn_unused_result));
 
 /* Number of faults still active. */
 size_t engine_active_count(const struct engine *e);

@@ -166,7 +166,8 @@ static int cmd_recover(int argc, char **argv)
     if (optind < argc)
         return usage_error("recover: unexpected argument '%s'", argv[optind]);
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/journal", state_dir);
+    if (engine_journal_dir(state_dir, dir, sizeof dir) < 0)
+        return usage_error("recover: --state-dir: path too long");
     struct chaos_err err = {0};
     int failed = engine_recover_dir(dir, all, print_recovery, NULL, &err);
     if (failed < 0) {

@@ -34,17 +34,19 @@ static const char *phase_name(enum run_phase p)
 
 static const char *fault_outcome(const struct fault_record *f)
 {
-    if (f->revert_failed)
-        return "revert_failed";
-    if (f->apply_failed)
-        return "apply_failed";
-    if (f->applied_ms < 0)
+    switch (f->state) {
+    case FAULT_PENDING:
         return "not_reached";
-    if (f->aborted)
-        return "aborted"; /* ended early as failed; a lasting part was reverted */
-    if (f->ended_ms < 0)
-        return "active"; /* cannot happen after a run: every fault is reverted */
-    return f->fault->duration_ms >= 0 ? "reverted" : "finished";
+    case FAULT_REVERTED:
+    case FAULT_FINISHED:
+        /* A repeated action stopped early by a revert still "finished". */
+        return f->fault->duration_ms >= 0 ? "reverted" : "finished";
+    default:
+        /* apply_failed, revert_failed, aborted (ended early as failed; a
+         * lasting part was reverted); active or reverting cannot happen
+         * after a run, whose every fault is reverted. */
+        return fault_state_name(f->state);
+    }
 }
 
 void report_print_verdict(const struct scenario *s, const struct run_result *r, FILE *out)
@@ -293,7 +295,8 @@ int report_write_junit(const struct scenario *s, const struct run_result *r, con
     }
     for (size_t i = 0; i < r->n_faults; i++) {
         tests++;
-        errors += r->faults[i].apply_failed || r->faults[i].revert_failed;
+        errors += r->faults[i].state == FAULT_APPLY_FAILED ||
+                  r->faults[i].state == FAULT_REVERT_FAILED;
         if (r->faults[i].n_rounds > 1) {
             tests += r->faults[i].n_rounds;
             errors += r->faults[i].n_rounds_failed;
@@ -324,7 +327,7 @@ int report_write_junit(const struct scenario *s, const struct run_result *r, con
         bprintf(&b, " (%s)\" time=\"%.3f\"", fault_outcome(f),
                 f->applied_ms >= 0 && f->ended_ms >= 0
                     ? (double)(f->ended_ms - f->applied_ms) / 1000.0 : 0);
-        if (f->apply_failed || f->revert_failed) {
+        if (f->state == FAULT_APPLY_FAILED || f->state == FAULT_REVERT_FAILED) {
             bprintf(&b, ">\n      <error message=\"");
             bxml(&b, f->error);
             bprintf(&b, "\" type=\"%s\"/>\n    </testcase>\n", fault_outcome(f));

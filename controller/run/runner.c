@@ -10,9 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "duration.h"
-#include "engine.h"
+#include "backend.h"
 #include "exit_codes.h"
-#include "guard.h"
 #include "loop.h"
 #include "probe.h"
 #include "util.h"
@@ -22,7 +21,10 @@ struct run {
     const struct run_options *opt;
     struct run_result *res;
     struct loop *loop;
-    struct engine *engine;
+    const struct backend_ops *backend; /* the seam every fault goes through */
+    void *backend_ctx;
+    bool reverted_all;      /* the backend's revert_all is done: the loop may end */
+    int finish_code;
     struct probe_runner *probes;
     enum run_phase phase;
     int64_t mono_start;     /* run start, monotonic ms */
@@ -84,7 +86,7 @@ static void draw_status(struct run *run)
     const char *sep = " | active: ";
     for (size_t i = 0; i < run->res->n_faults && off < (int)sizeof line; i++) {
         struct fault_record *fr = &run->res->faults[i];
-        if (fr->applied_ms >= 0 && fr->ended_ms < 0 && !fr->apply_failed) {
+        if (fr->state == FAULT_ACTIVE || fr->state == FAULT_REVERTING) {
             off += snprintf(line + off, sizeof line - (size_t)off, "%s%s", sep, fr->fault->name);
             sep = ", ";
         }
@@ -313,7 +315,7 @@ static bool faults_all_ended(struct run *run)
 {
     for (size_t i = 0; i < run->res->n_faults; i++) {
         struct fault_record *fr = &run->res->faults[i];
-        if (fr->ended_ms < 0 && !fr->apply_failed && !fr->revert_failed)
+        if (!fault_state_ended(fr->state))
             return false;
     }
     return true;
@@ -430,15 +432,40 @@ static void stop_during_checks(struct run *run, size_t idx)
     }
 }
 
-static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const char *detail,
-                            void *arg)
+static void fault_apply_failed(struct fault_record *fr, const char *why)
+{
+    snprintf(fr->error, sizeof fr->error, "%s", why);
+    fault_event(fr, "apply_failed", why);
+    abort_run(fr->run, "fault '%s' could not be applied: %s", fr->fault->name, why);
+}
+
+static void fault_ended(struct fault_record *fr, enum backend_event ev)
+{
+    struct run *run = fr->run;
+    size_t idx = (size_t)(fr - run->res->faults);
+    const char *how = ev == BACKEND_FINISHED ? "finished" : "reverted";
+    fr->ended_ms = rel_ms(run);
+    event(run, "fault '%s' %s", fr->fault->name, how);
+    stop_during_checks(run, idx);
+    start_fault_checks(run, idx, true);
+    if (faults_all_ended(run))
+        stop_phase_samplers(run);
+    maybe_advance(run);
+}
+
+/* Every event of a fault, from its backend (always from the loop). The
+ * fault's state is the backend's word (fr->state); this records what
+ * happened and moves the timeline on. */
+static void on_backend_event(struct backend_fault *bf, enum backend_event ev,
+                             enum fault_state st, const char *detail, void *arg)
 {
     struct fault_record *fr = arg;
     struct run *run = fr->run;
     size_t idx = (size_t)(fr - run->res->faults);
     const char *name = fr->fault->name;
+    fr->state = st;
     switch (ev) {
-    case ENGINE_APPLIED:
+    case BACKEND_APPLIED:
         fr->applied_ms = rel_ms(run);
         snprintf(fr->description, sizeof fr->description, "%s", detail);
         fault_event(fr, "applied", detail);
@@ -446,13 +473,16 @@ static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const
         event(run, "fault '%s' applied: %s", name, detail);
         start_fault_checks(run, idx, false);
         break;
-    case ENGINE_STEPPED:
+    case BACKEND_APPLY_FAILED:
+        fault_apply_failed(fr, detail);
+        break;
+    case BACKEND_STEPPED:
         snprintf(fr->description, sizeof fr->description, "%s", detail);
         fault_event(fr, "stepped", detail);
         fault_round(fr, true, detail);
         event(run, "fault '%s': %s", name, detail);
         break;
-    case ENGINE_STEP_FAILED:
+    case BACKEND_STEP_FAILED:
         fault_event(fr, "step_failed", detail);
         fault_round(fr, false, detail);
         event(run, "fault '%s': round %zu FAILED: %s", name, fr->n_rounds, detail);
@@ -465,28 +495,20 @@ static void on_engine_event(struct engine_fault *ef, enum engine_event ev, const
                       "on the fault to go on)",
                       name, fr->n_rounds, detail);
         break;
-    case ENGINE_FINISHED:
-    case ENGINE_REVERTED:
-        fr->ended_ms = rel_ms(run);
-        fault_event(fr, ev == ENGINE_FINISHED ? "finished" : "reverted", detail);
-        event(run, "fault '%s' %s", name, ev == ENGINE_FINISHED ? "finished" : "reverted");
-        stop_during_checks(run, idx);
-        start_fault_checks(run, idx, true);
-        if (faults_all_ended(run))
-            stop_phase_samplers(run);
-        maybe_advance(run);
+    case BACKEND_FINISHED:
+    case BACKEND_REVERTED:
+        fault_event(fr, ev == BACKEND_FINISHED ? "finished" : "reverted", detail);
+        fault_ended(fr, ev);
         break;
-    case ENGINE_FAILED:
-        fr->revert_failed = true;
+    case BACKEND_REVERT_FAILED:
         snprintf(fr->error, sizeof fr->error, "%s", detail);
         fault_event(fr, "revert_failed", detail);
         abort_run(run, "fault '%s' could not be reverted: %s", name, detail);
         break;
-    case ENGINE_ABORTED:
-        /* Ended early by the engine; what it applied is reverted. */
+    case BACKEND_ABORTED:
+        /* Ended early by the backend; what it applied is reverted. */
         fr->ended_ms = rel_ms(run);
         snprintf(fr->error, sizeof fr->error, "%s", detail);
-        fr->aborted = true;
         fault_event(fr, "failed", detail);
         abort_run(run, "fault '%s' ended early: %s", name, detail);
         break;
@@ -504,12 +526,10 @@ static void on_fault_due(struct loop *loop, void *arg)
     fr->planned_ms = rel_ms(run);
     struct chaos_err err = {0};
     const struct scenario_fault *f = fr->fault;
-    if (engine_apply(run->engine, f->name, f->spec, on_engine_event, fr, &fr->ef,
-                     &err) < 0) {
-        fr->apply_failed = true;
-        snprintf(fr->error, sizeof fr->error, "%s", err.msg);
-        fault_event(fr, "apply_failed", err.msg);
-        abort_run(run, "fault '%s' could not be applied: %s", f->name, err.msg);
+    struct backend_request req = {.name = f->name, .spec = f->spec, .json = f->json};
+    if (run->backend->apply(run->backend_ctx, &req, on_backend_event, fr, &fr->bf, &err) < 0) {
+        fr->state = FAULT_APPLY_FAILED;
+        fault_apply_failed(fr, err.msg);
     }
 }
 
@@ -521,7 +541,7 @@ static void still_open(const struct run *run, char *buf, size_t size)
     buf[0] = '\0';
     for (size_t i = 0; i < run->res->n_faults && off < (int)size; i++) {
         const struct fault_record *fr = &run->res->faults[i];
-        if (fr->ended_ms < 0 && !fr->apply_failed && !fr->revert_failed) {
+        if (!fault_state_ended(fr->state)) {
             off += snprintf(buf + off, size - (size_t)off, "%sfault '%s'", sep, fr->fault->name);
             sep = ", ";
         }
@@ -605,6 +625,24 @@ static void begin_after(struct run *run)
     maybe_advance(run);
 }
 
+/* The backend has reverted every fault: the verdict's exit code, and the
+ * loop ends. A fault whose revert failed (its state says so) makes it
+ * CHAOS_EXIT_ABORTED. */
+static void on_reverted_all(int failed, void *arg)
+{
+    struct run *run = arg;
+    int code = run->finish_code;
+    for (size_t i = 0; i < run->res->n_faults; i++)
+        if (run->res->faults[i].state == FAULT_REVERT_FAILED)
+            code = CHAOS_EXIT_ABORTED;
+    if (failed > 0)
+        code = CHAOS_EXIT_ABORTED;
+    run->res->exit_code = code;
+    run->reverted_all = true;
+    clear_status(run);
+    loop_stop(run->loop);
+}
+
 /* Stops everything that samples, reverts every fault, and ends the loop. */
 static void finish(struct run *run, int code)
 {
@@ -636,16 +674,10 @@ static void finish(struct run *run, int code)
                                        : "not judged: its window never came");
         }
     }
-    /* A revert that fails marks its record revert_failed (on_engine_event),
-     * which the loop below turns into CHAOS_EXIT_ABORTED; the count it
-     * returns says the same. */
-    IGNORE_RESULT(engine_revert_all(run->engine));
-    for (size_t i = 0; i < run->res->n_faults; i++)
-        if (run->res->faults[i].revert_failed)
-            code = CHAOS_EXIT_ABORTED;
-    run->res->exit_code = code;
-    clear_status(run);
-    loop_stop(run->loop);
+    /* The loop runs on until the backend has reverted everything and its
+     * last events are in (on_reverted_all ends it). */
+    run->finish_code = code;
+    run->backend->revert_all(run->backend_ctx, on_reverted_all, run);
 }
 
 static void abort_run(struct run *run, const char *fmt, ...)
@@ -789,22 +821,9 @@ static void summarize(struct run_result *res)
 int runner_run(const struct scenario *s, const struct run_options *opt, struct run_result **out,
                struct chaos_err *err)
 {
-    struct run run = {.s = s, .opt = opt, .sigfd = -1};
-    struct guard guard = {.pid = -1, .fd = -1};
+    struct run run = {.s = s, .opt = opt, .sigfd = -1, .backend = &backend_embedded};
     int r = build_result(&run, err);
     if (r < 0)
-        goto out;
-
-    char jdir[PATH_MAX], jpath[PATH_MAX];
-    snprintf(jdir, sizeof jdir, "%s/journal", opt->state_dir);
-    snprintf(jpath, sizeof jpath, "%s/run-%d.jsonl", jdir, (int)getpid());
-    /* Faults left behind by a run that crashed (SIGKILL, power loss) go first. */
-    struct chaos_err rerr = {0};
-    if (engine_recover_dir(jdir, false, recovery_log, &run, &rerr) < 0)
-        fprintf(opt->out, "recovery: %s\n", rerr.msg);
-
-    /* The guard reverts this run's faults if this process dies without doing it. */
-    if ((r = guard_start(jpath, &guard, err)) < 0)
         goto out;
 
     /* SIGINT/SIGTERM arrive through the loop so reverting happens in order. */
@@ -827,12 +846,16 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         chaos_err_set(err, -r, "event loop: %s", strerror(-r));
         goto out_sig;
     }
+    /* Before the probes: the embedded backend forks its guard, which must
+     * happen while this process has no other threads. */
+    struct backend_options bopt = {.state_dir = opt->state_dir, .log = recovery_log,
+                                   .log_arg = &run};
+    if ((r = run.backend->open(run.loop, &bopt, &run.backend_ctx, err)) < 0)
+        goto out_sig;
     if (!(run.probes = probe_runner_new(run.loop, err))) {
         r = -err->code;
         goto out_sig;
     }
-    if ((r = engine_new(run.loop, jpath, &guard.pid, 1, &run.engine, err)) < 0)
-        goto out_sig;
 
     run.mono_start = loop_now_ms();
     run.res->started_unix_ms = loop_unix_ms();
@@ -850,10 +873,15 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         event(&run, "checking the steady state");
     start_phase_checks(&run, PHASE_BEFORE);
     maybe_advance(&run);
-    if (!run.finishing && (r = loop_run(run.loop)) < 0) {
+    if (!run.reverted_all && (r = loop_run(run.loop)) < 0) {
         chaos_err_set(err, -r, "event loop: %s", strerror(-r));
-        /* A revert that fails keeps its journal for `chaos recover`. */
-        IGNORE_RESULT(engine_revert_all(run.engine));
+        /* No loop for the events: the backend still reverts (the embedded
+         * one at once; a revert that fails keeps its journal for `chaos
+         * recover`), and closing it below leaves the rest to its safety net. */
+        if (!run.finishing) {
+            run.finishing = true;
+            run.backend->revert_all(run.backend_ctx, on_reverted_all, &run);
+        }
         goto out_sig;
     }
     run.res->duration_ms = rel_ms(&run);
@@ -862,13 +890,14 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
 
 out_sig:
     probe_runner_free(run.probes);
-    engine_free(run.engine);
+    /* With every fault reverted (or journalled as failed): the embedded
+     * backend's guard goes only now. */
+    if (run.backend_ctx)
+        run.backend->close(run.backend_ctx);
     loop_free(run.loop);
     if (run.sigfd >= 0)
         close(run.sigfd);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    /* Only now, with every fault reverted (or journalled as failed), may the guard go. */
-    guard_stop(&guard);
 out:
     free(run.fault_timers);
     if (r < 0) {

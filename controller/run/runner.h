@@ -1,5 +1,5 @@
-/* The runner: executes a validated scenario on this machine with the
- * embedded engine. Steady state before, faults on their timeline with
+/* The runner: executes a validated scenario, applying its faults through a
+ * backend (backend.h; the embedded engine today). Steady state before, faults on their timeline with
  * expectations sampled in their windows and abort_when watched throughout,
  * steady state again after recovery. Every fault is reverted before
  * runner_run returns: at the end, on abort, on SIGINT/SIGTERM. */
@@ -11,9 +11,10 @@
 #include <stdio.h>
 #include <jansson.h>
 #include "check.h"
+#include "fault_state.h"
 #include "scenario.h"
 
-struct engine_fault;
+struct backend_fault;
 struct run;
 
 enum run_phase { PHASE_BEFORE, PHASE_FAULTS, PHASE_AFTER };
@@ -23,10 +24,10 @@ struct fault_record {
     const struct scenario_fault *fault;
     int64_t planned_ms;   /* when it was due: fault phase start + at; -1 if never reached */
     int64_t applied_ms;   /* -1 if never applied */
-    int64_t ended_ms;     /* reverted or finished; -1 if not */
-    bool apply_failed;
-    bool revert_failed;
-    bool aborted;         /* the engine ended it early as failed (ENGINE_ABORTED) */
+    int64_t ended_ms;     /* reverted, finished or aborted; -1 if not */
+    /* Where the fault is, as its backend last said (FAULT_PENDING until
+     * it is applied; FAULT_APPLY_FAILED when the apply call failed). */
+    enum fault_state state;
     char description[512];
     char error[768];
     json_t *events;       /* [{"t_ms":..,"event":..,"detail":..}] */
@@ -35,7 +36,7 @@ struct fault_record {
     json_t *rounds;
     size_t n_rounds, n_rounds_failed;
     /* runner's own */
-    struct engine_fault *ef;
+    struct backend_fault *bf;
     struct run *run;
 };
 

@@ -186,7 +186,7 @@ static void fault_clear(struct scenario_fault *f)
 {
     free(f->name);
     free(f->kind);
-    json_decref(f->target_json);
+    json_decref(f->json);
     fault_spec_free(f->spec);
     memset(f, 0, sizeof *f);
 }
@@ -212,8 +212,8 @@ static int parse_fault_fields(struct scenario *s, const json_t *j, const char *c
                              fault_kinds_list());
     if (!(f->kind = strdup(kind)))
         return chaos_err_set(err, ENOMEM, "out of memory");
-    /* Kept for --dry-run, which says what the target matches now. */
-    f->target_json = json_incref(json_object_get(j, "target"));
+    /* Kept as written for backends that hand the fault on (a remote agent). */
+    f->json = json_incref((json_t *)j);
 
     f->at_ms = 0;
     if ((r = jv_duration(j, "", "at", false, &f->at_ms, err)) < 0)

@@ -55,7 +55,8 @@ struct scenario_fault {
     int64_t at_ms;
     int64_t duration_ms;        /* -1 when the fault has none (one-off actions) */
     bool rounds_may_fail;       /* on_round_failure "continue"; default "abort" */
-    json_t *target_json;        /* the target object as written (a reference) */
+    json_t *json;               /* the fault's object as written (a reference): what
+                                   a remote backend sends its agent */
     struct fault_spec *spec;
 };
 

@@ -159,6 +159,63 @@ static const struct fault_spec *spec_for(struct fault_spec *s, int64_t d)
 
 TestSuite(engine, .init = setup, .fini = teardown);
 
+static void stop_loop(void *arg)
+{
+    loop_stop(arg);
+}
+
+/* Runs the loop until every event queued so far has been delivered. */
+static void drain(struct engine *e, struct loop *l)
+{
+    cr_assert_eq(engine_when_drained(e, stop_loop, l), 0);
+    cr_assert_eq(loop_run(l), 0);
+}
+
+Test(engine, events_arrive_later_from_the_loop_never_inside_the_call)
+{
+    struct loop *l = loop_new();
+    struct engine *e;
+    struct chaos_err err = {0};
+    cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0, "%s", err.msg);
+    struct events ev = {.loop = l};
+    struct engine_fault *f;
+    cr_assert_eq(engine_apply(e, "p", spec_for(&lasting, 60000), on_event, &ev, &f, &err), 0);
+    /* The state moved at once; the event waits for the loop. */
+    cr_expect_eq(engine_fault_state(f), FAULT_ACTIVE);
+    cr_expect_eq(ev.applied, 0, "APPLIED was delivered from inside engine_apply");
+    cr_assert_eq(engine_revert(e, f, &err), 0, "%s", err.msg);
+    cr_expect_eq(engine_fault_state(f), FAULT_REVERTED);
+    cr_expect_eq(ev.reverted, 0, "REVERTED was delivered from inside engine_revert");
+    drain(e, l);
+    cr_expect_eq(ev.applied, 1);
+    cr_expect_eq(ev.reverted, 1);
+    /* A revert of a fault that has ended is a no-op: no second event. */
+    cr_expect_eq(engine_revert(e, f, &err), 0);
+    drain(e, l);
+    cr_expect_eq(ev.reverted, 1);
+    engine_free(e);
+    loop_free(l);
+}
+
+Test(engine, one_shot_action_is_applied_then_finished_in_order)
+{
+    struct loop *l = loop_new();
+    struct engine *e;
+    struct chaos_err err = {0};
+    cr_assert_eq(engine_new(l, flog.journal, NULL, 0, &e, &err), 0, "%s", err.msg);
+    struct events ev = {.loop = l};
+    struct engine_fault *f;
+    flog.steps_wanted = 0;
+    cr_assert_eq(engine_apply(e, "k", spec_for(&repeated, -1), on_event, &ev, &f, &err), 0);
+    cr_expect_eq(engine_fault_state(f), FAULT_FINISHED);
+    drain(e, l);
+    cr_expect_eq(ev.applied, 1);
+    cr_expect_eq(ev.finished, 1);
+    cr_expect_eq(ev.reverted, 0, "a finished one-off must not be reverted");
+    engine_free(e);
+    loop_free(l);
+}
+
 Test(engine, duration_is_enforced_by_the_engine)
 {
     struct loop *l = loop_new();
@@ -225,7 +282,7 @@ Test(engine, failed_apply_leaves_no_pending_record)
     cr_expect_lt(engine_apply(e, "p", spec_for(&lasting, 1000), on_event, NULL, &f, &err), 0);
     cr_expect(strstr(err.msg, "fake apply refused"), "%s", err.msg);
     cr_assert(f);
-    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_expect_eq(engine_fault_state(f), FAULT_APPLY_FAILED);
     cr_expect(strstr(engine_fault_error(f), "fake apply refused"));
     size_t pending = 99;
     cr_expect_eq(journal_read_pending(flog.journal, NULL, NULL, NULL, &pending, &err), 0);
@@ -263,7 +320,9 @@ Test(engine, failed_revert_keeps_the_journal_for_recovery)
     cr_assert_eq(engine_apply(e, "p", spec_for(&lasting, 60000), on_event, &ev, &f, &err), 0);
     flog.fail_revert = true;
     cr_expect_eq(engine_revert_all(e), 1);
+    drain(e, l);
     cr_expect_eq(ev.failed, 1);
+    cr_expect_eq(engine_fault_state(f), FAULT_REVERT_FAILED);
     cr_expect(strstr(engine_fault_error(f), "fake revert failed"));
     engine_free(e);
     size_t pending = 0;
@@ -342,7 +401,7 @@ Test(engine, pause_whose_revert_timer_cannot_be_armed_is_not_left_applied)
     cr_expect_neq(state, 'T', "the paused process was left stopped (state %c)", state);
     cr_expect_neq(state, '?', "the sleep child is gone");
     cr_assert(f);
-    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_expect_eq(engine_fault_state(f), FAULT_APPLY_FAILED);
     cr_expect_str_eq(engine_fault_error(f), err.msg);
     cr_expect_eq(ev.applied, 0, "a failed apply emits nothing");
     cr_expect_eq(engine_active_count(e), 0);
@@ -373,7 +432,7 @@ Test(engine, revert_timer_unarmed_and_revert_failing_keeps_the_journal)
     cr_expect(strstr(err.msg, "cannot arm its revert timer: "), "%s", err.msg);
     cr_expect(strstr(err.msg, "its revert failed too: fake revert failed; the journal keeps it"),
               "%s", err.msg);
-    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_expect_eq(engine_fault_state(f), FAULT_REVERT_FAILED);
     engine_free(e);
     size_t pending = 0;
     cr_expect_eq(journal_read_pending(flog.journal, NULL, NULL, NULL, &pending, &err), 0);
@@ -400,7 +459,7 @@ Test(engine, step_timer_unarmed_ends_a_repeated_fault_as_failed)
     cr_expect_eq(flog.steps, 1, "a round ran without its timer");
     cr_expect_eq(ev.aborted, 1);
     cr_expect_eq(ev.finished, 0, "reported finished although its rounds were cut short");
-    cr_expect_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_expect_eq(engine_fault_state(f), FAULT_ABORTED);
     cr_expect(strstr(ev.last, "cannot arm its timer for its next round: "), "%s",
               ev.last);
     cr_expect_eq(engine_active_count(e), 0);

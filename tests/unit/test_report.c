@@ -50,6 +50,7 @@ static void setup(void)
     res->faults = calloc(1, sizeof *res->faults);
     res->faults[0] = (struct fault_record){.fault = &sc->faults[0], .planned_ms = 2000,
                                            .applied_ms = 2001, .ended_ms = 2001,
+                                           .state = FAULT_FINISHED,
                                            .events = json_array()};
     snprintf(res->faults[0].description, sizeof res->faults[0].description, "killed 1 process");
     res->n_checks = 3;

@@ -272,7 +272,7 @@ Test(netrec, renamed_interface_is_a_failed_revert)
     struct chaos_err err = {0};
     cr_assert(engine_revert(r.engine, f, &err) < 0, "a revert that missed the tree succeeded");
     cr_assert(strstr(err.msg, "is now called chaos-t-ren, not " DEV), "%s", err.msg);
-    cr_assert_eq(engine_fault_state(f), FAULT_FAILED);
+    cr_assert_eq(engine_fault_state(f), FAULT_REVERT_FAILED);
     sh("ip -n " CLI " link set chaos-t-ren down && ip -n " CLI " link set chaos-t-ren name " DEV
        " && ip -n " CLI " link set " DEV " up");
     double t = median_rtt_ms(TARGET, 7, -1, 5);
