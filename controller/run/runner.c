@@ -14,6 +14,7 @@
 #include "exit_codes.h"
 #include "loop.h"
 #include "probe.h"
+#include "run_result.h"
 #include "util.h"
 
 struct run {
@@ -38,26 +39,6 @@ struct run {
     bool status_shown;
     int sigfd;
 };
-
-const char *runner_default_state_dir(void)
-{
-    const char *d = getenv("CHAOS_STATE_DIR");
-    if (d && *d)
-        return d;
-    if (geteuid() == 0)
-        return "/var/lib/chaos";
-    /* An unprivileged user can still pause their own processes; their
-     * journals go where the XDG base directory spec keeps state. */
-    static char buf[PATH_MAX];
-    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg == '/')
-        snprintf(buf, sizeof buf, "%s/chaos", xdg);
-    else if (home && *home == '/')
-        snprintf(buf, sizeof buf, "%s/.local/state/chaos", home);
-    else
-        snprintf(buf, sizeof buf, "/tmp/chaos-%d", (int)geteuid());
-    return buf;
-}
 
 static int64_t rel_ms(const struct run *run)
 {
@@ -555,7 +536,6 @@ static void still_open(const struct run *run, char *buf, size_t size)
     }
 }
 
-static int64_t after_ms(const struct scenario *s);
 
 static void on_watchdog(struct loop *loop, void *arg)
 {
@@ -571,8 +551,8 @@ static void on_watchdog(struct loop *loop, void *arg)
 int64_t runner_watchdog_ms(const struct scenario *s)
 {
     int64_t planned = scenario_fault_phase_ms(s);
-    if (after_ms(s) > planned)
-        planned = after_ms(s);
+    if (run_after_ms(s) > planned)
+        planned = run_after_ms(s);
     int64_t limit = s->max_duration_ms > planned ? s->max_duration_ms : planned;
     /* The grace covers a timeline that slipped behind its plan (a slow
      * apply delays every later timer), not one that stopped. */
@@ -704,175 +684,84 @@ static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
     abort_run(run, "interrupted by SIG%s", name ? name : "?");
 }
 
-/* ---- setup ---- */
-
-static int64_t steady_ms(const struct scenario *s)
-{
-    int64_t m = 0;
-    for (size_t i = 0; i < s->n_steady; i++)
-        if (s->steady[i].for_ms > m)
-            m = s->steady[i].for_ms;
-    return m;
-}
-
-static int64_t after_ms(const struct scenario *s)
-{
-    int64_t m = 0;
-    for (size_t i = 0; i < s->n_expect; i++) {
-        const struct check *c = &s->expect[i];
-        if (c->after < 0)
-            continue;
-        int64_t end = scenario_fault_active_ms(s, (size_t)c->after) + s->faults[c->after].at_ms +
-                      (c->within_ms >= 0 ? c->within_ms : c->for_ms);
-        if (end > m)
-            m = end;
-    }
-    return m;
-}
-
-static void init_check_run(struct run *run, struct check_run *cr, const struct check *c,
-                           enum run_phase phase)
-{
-    memset(cr, 0, sizeof *cr);
-    cr->check = c;
-    cr->phase = phase;
-    cr->run = run;
-    cr->started_ms = cr->ended_ms = -1;
-    check_result_init(&cr->res, c);
-    const struct scenario *s = run->s;
-    if (phase == PHASE_BEFORE)
-        snprintf(cr->window, sizeof cr->window, "before the faults");
-    else if (phase == PHASE_AFTER)
-        snprintf(cr->window, sizeof cr->window, "after recovery");
-    else if (c->during >= 0)
-        snprintf(cr->window, sizeof cr->window, "during '%s'", s->faults[c->during].name);
-    else if (c->after >= 0)
-        snprintf(cr->window, sizeof cr->window, "after '%s'", s->faults[c->after].name);
-    else
-        snprintf(cr->window, sizeof cr->window, "during the fault phase");
-}
-
-static int build_result(struct run *run, struct chaos_err *err)
-{
-    const struct scenario *s = run->s;
-    struct run_result *res = calloc(1, sizeof *res);
-    if (!res)
-        return chaos_err_set(err, ENOMEM, "out of memory");
-    run->res = res;
-    res->timeline = json_array();
-    res->faults = calloc(s->n_faults ? s->n_faults : 1, sizeof *res->faults);
-    size_t n = 2 * s->n_steady + s->n_expect + s->n_abort;
-    res->checks = calloc(n ? n : 1, sizeof *res->checks);
-    run->fault_timers = calloc(s->n_faults ? s->n_faults : 1, sizeof *run->fault_timers);
-    if (!res->timeline || !res->faults || !res->checks || !run->fault_timers)
-        return chaos_err_set(err, ENOMEM, "out of memory");
-    res->n_faults = s->n_faults;
-    for (size_t i = 0; i < s->n_faults; i++) {
-        struct fault_record *fr = &res->faults[i];
-        fr->fault = &s->faults[i];
-        fr->run = run;
-        fr->planned_ms = fr->applied_ms = fr->ended_ms = -1;
-        if (!(fr->events = json_array()) || !(fr->rounds = json_array()))
-            return chaos_err_set(err, ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < s->n_steady; i++)
-        init_check_run(run, &res->checks[res->n_checks++], &s->steady[i], PHASE_BEFORE);
-    for (size_t i = 0; i < s->n_expect; i++)
-        init_check_run(run, &res->checks[res->n_checks++], &s->expect[i], PHASE_FAULTS);
-    for (size_t i = 0; i < s->n_abort; i++)
-        init_check_run(run, &res->checks[res->n_checks++], &s->abort_when[i], PHASE_FAULTS);
-    for (size_t i = 0; i < s->n_steady; i++)
-        init_check_run(run, &res->checks[res->n_checks++], &s->steady[i], PHASE_AFTER);
-    return 0;
-}
-
 static void recovery_log(const char *line, void *arg)
 {
     struct run *run = arg;
     fprintf(run->opt->out, "recovery: %s\n", line);
 }
 
-static void summarize(struct run_result *res)
+/* SIGINT/SIGTERM through a signalfd on a new loop (so reverting happens
+ * in order), the backend, the probes. On failure err says why; the caller
+ * frees what was opened (out_sig) and restores *old. */
+static int open_run(struct run *run, sigset_t *old, struct chaos_err *err)
 {
-    size_t passed = 0, failed = 0, skipped = 0;
-    for (size_t i = 0; i < res->n_checks; i++) {
-        enum check_verdict v = res->checks[i].res.verdict;
-        if (res->checks[i].check->section == SECTION_ABORT)
-            continue;
-        passed += v == CHECK_PASSED;
-        failed += v == CHECK_FAILED;
-        skipped += v == CHECK_SKIPPED;
-    }
-    res->checks_judged = passed + failed;
-    if (res->exit_code == CHAOS_EXIT_OK && passed + failed + skipped == 0)
-        snprintf(res->verdict, sizeof res->verdict,
-                 "NOTHING CHECKED: the faults ran and were reverted, but the scenario has no "
-                 "steady_state or expect check");
-    else if (res->exit_code == CHAOS_EXIT_ABORTED)
-        snprintf(res->verdict, sizeof res->verdict, "ABORTED: %s",
-                 res->abort_reason[0] ? res->abort_reason : "a fault could not be reverted");
-    else if (res->exit_code == CHAOS_EXIT_FAILED)
-        snprintf(res->verdict, sizeof res->verdict, "FAILED: %zu of %zu checks failed%s", failed,
-                 passed + failed + skipped, skipped ? " (some were not reached)" : "");
-    else
-        snprintf(res->verdict, sizeof res->verdict, "PASSED: all %zu checks held", passed);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, old);
+    run->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (run->sigfd < 0)
+        return chaos_err_set(err, errno, "signalfd: %s", strerror(errno));
+    if (!(run->loop = loop_new()))
+        return chaos_err_set(err, errno, "event loop: %s", strerror(errno));
+    int r = loop_add_fd(run->loop, run->sigfd, EPOLLIN, on_signal, run);
+    if (r < 0)
+        return chaos_err_set(err, -r, "event loop: %s", strerror(-r));
+    /* Before the probes: the embedded backend forks its guard, which must
+     * happen while this process has no other threads. */
+    struct backend_options bopt = {.state_dir = run->opt->state_dir, .log = recovery_log,
+                                   .log_arg = run};
+    if ((r = run->backend->open(run->loop, &bopt, &run->backend_ctx, err)) < 0)
+        return r;
+    if (!(run->probes = probe_runner_new(run->loop, err)))
+        return -err->code;
+    return 0;
+}
+
+/* The clock starts and the steady state is checked first. */
+static void start_run(struct run *run)
+{
+    const struct scenario *s = run->s;
+    run->mono_start = loop_now_ms();
+    run->res->started_unix_ms = loop_unix_ms();
+    run->res->mono_start_ms = run->mono_start;
+    run->expected_total = 2 * run_steady_ms(s) + scenario_fault_phase_ms(s);
+    if (run_after_ms(s) > scenario_fault_phase_ms(s))
+        run->expected_total += run_after_ms(s) - scenario_fault_phase_ms(s);
+    size_t checks = s->n_steady + s->n_expect;
+    event(run, "scenario '%s': %zu fault%s, %zu check%s", s->name, s->n_faults,
+          s->n_faults == 1 ? "" : "s", checks, checks == 1 ? "" : "s");
+    if (run->opt->live &&
+        !(run->status_timer = loop_add_timer(run->loop, loop_now_ms() + 250, on_status_timer, run)))
+        event(run, "no live status line: cannot arm its timer: %s", strerror(errno));
+    run->phase = PHASE_BEFORE;
+    if (s->n_steady)
+        event(run, "checking the steady state");
+    start_phase_checks(run, PHASE_BEFORE);
+    maybe_advance(run);
 }
 
 int runner_run(const struct scenario *s, const struct run_options *opt, struct run_result **out,
                struct chaos_err *err)
 {
     struct run run = {.s = s, .opt = opt, .sigfd = -1, .backend = &backend_embedded};
-    int r = build_result(&run, err);
-    if (r < 0)
+    int r = -ENOMEM;
+    run.fault_timers = calloc(s->n_faults ? s->n_faults : 1, sizeof *run.fault_timers);
+    if (!run.fault_timers) {
+        chaos_err_set(err, ENOMEM, "out of memory");
         goto out;
-
-    /* SIGINT/SIGTERM arrive through the loop so reverting happens in order. */
-    sigset_t mask, old;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, &old);
-    run.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (run.sigfd < 0) {
-        r = chaos_err_set(err, errno, "signalfd: %s", strerror(errno));
-        goto out_sig;
     }
-    if (!(run.loop = loop_new())) {
-        r = chaos_err_set(err, errno, "event loop: %s", strerror(errno));
-        goto out_sig;
-    }
-    if ((r = loop_add_fd(run.loop, run.sigfd, EPOLLIN, on_signal, &run)) < 0) {
-        chaos_err_set(err, -r, "event loop: %s", strerror(-r));
-        goto out_sig;
-    }
-    /* Before the probes: the embedded backend forks its guard, which must
-     * happen while this process has no other threads. */
-    struct backend_options bopt = {.state_dir = opt->state_dir, .log = recovery_log,
-                                   .log_arg = &run};
-    if ((r = run.backend->open(run.loop, &bopt, &run.backend_ctx, err)) < 0)
-        goto out_sig;
-    if (!(run.probes = probe_runner_new(run.loop, err))) {
+    if (!(run.res = run_result_new(s, &run, err))) {
         r = -err->code;
-        goto out_sig;
+        goto out;
     }
 
-    run.mono_start = loop_now_ms();
-    run.res->started_unix_ms = loop_unix_ms();
-    run.res->mono_start_ms = run.mono_start;
-    run.expected_total = 2 * steady_ms(s) + scenario_fault_phase_ms(s);
-    if (after_ms(s) > scenario_fault_phase_ms(s))
-        run.expected_total += after_ms(s) - scenario_fault_phase_ms(s);
-    event(&run, "scenario '%s': %zu fault%s, %zu check%s", s->name, s->n_faults,
-          s->n_faults == 1 ? "" : "s", s->n_steady + s->n_expect, s->n_steady + s->n_expect == 1 ? "" : "s");
-    if (opt->live &&
-        !(run.status_timer = loop_add_timer(run.loop, loop_now_ms() + 250, on_status_timer, &run)))
-        event(&run, "no live status line: cannot arm its timer: %s", strerror(errno));
-    run.phase = PHASE_BEFORE;
-    if (s->n_steady)
-        event(&run, "checking the steady state");
-    start_phase_checks(&run, PHASE_BEFORE);
-    maybe_advance(&run);
+    sigset_t old;
+    if ((r = open_run(&run, &old, err)) < 0)
+        goto out_sig;
+    start_run(&run);
     if (!run.reverted_all && (r = loop_run(run.loop)) < 0) {
         chaos_err_set(err, -r, "event loop: %s", strerror(-r));
         /* No loop for the events: the backend still reverts (the embedded
@@ -885,7 +774,7 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         goto out_sig;
     }
     run.res->duration_ms = rel_ms(&run);
-    summarize(run.res);
+    run_result_summarize(run.res);
     r = 0;
 
 out_sig:
@@ -908,18 +797,3 @@ out:
     return 0;
 }
 
-void run_result_free(struct run_result *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; r->faults && i < r->n_faults; i++) {
-        json_decref(r->faults[i].events);
-        json_decref(r->faults[i].rounds);
-    }
-    for (size_t i = 0; r->checks && i < r->n_checks; i++)
-        check_result_free(&r->checks[i].res);
-    free(r->faults);
-    free(r->checks);
-    json_decref(r->timeline);
-    free(r);
-}
