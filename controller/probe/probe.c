@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "duration.h"
 #include "jsonv.h"
 #include "probe_impl.h"
 #include "regex_bounded.h"
@@ -16,6 +17,9 @@
 static const struct probe_ops *const kinds[] = {
     &probe_http_ops,
     &probe_command_ops,
+    &probe_prometheus_ops,
+    &probe_prometheus_alert_ops,
+    &probe_alertmanager_ops,
 };
 #define N_KINDS ARRAY_SIZE(kinds)
 
@@ -23,6 +27,8 @@ struct probe {
     size_t kind;   /* index into kinds[] */
     void *impl;    /* the kind's parsed data */
     unsigned refs; /* the owner plus one per sample in flight */
+    struct probe_budget budget;
+    const char *keys[16]; /* the kind's expect keys plus "budget" */
 };
 
 struct probe_runner {
@@ -43,6 +49,86 @@ static int with_ctx(struct chaos_err *err, const char *ctx, int r)
 {
     chaos_err_prefix(err, "%s", ctx ? ctx : "");
     return r;
+}
+
+/* "99.95%" or 0.9995 into a fraction in (lo, hi). */
+static int parse_fraction(const json_t *b, const char *key, bool required, double lo, double hi,
+                          double *out, struct chaos_err *err)
+{
+    json_t *v = json_object_get(b, key);
+    if (!v)
+        return required ? chaos_err_set(err, EINVAL, "expect.budget.%s: missing", key) : 0;
+    double x;
+    if (json_is_number(v)) {
+        x = json_number_value(v);
+    } else if (json_is_string(v)) {
+        char *end;
+        const char *s = json_string_value(v);
+        x = strtod(s, &end);
+        if (end == s || strcmp(end, "%") != 0)
+            return chaos_err_set(err, EINVAL,
+                                 "expect.budget.%s: \"%s\" must be a percentage like \"99.9%%\" "
+                                 "or a fraction like 0.999",
+                                 key, s);
+        x /= 100.0;
+    } else {
+        return chaos_err_set(err, EINVAL,
+                             "expect.budget.%s: must be a percentage string or a number, not %s",
+                             key, jv_type_name(v));
+    }
+    if (!(x > lo && x < hi))
+        return chaos_err_set(err, ERANGE, "expect.budget.%s: %g is out of range (%g-%g, exclusive)",
+                             key, x, lo, hi);
+    *out = x;
+    return 1;
+}
+
+/* expect.budget: {"slo": "99.95%", "period": "30d", "max_burn": "2%",
+ * "source": "samples"|"value"}. */
+static int parse_budget(const json_t *expect, const char *kind, struct probe_budget *b,
+                        struct chaos_err *err)
+{
+    json_t *o = expect ? json_object_get(expect, "budget") : NULL;
+    if (!o)
+        return 0;
+    static const char *const keys[] = {"slo", "period", "max_burn", "source", NULL};
+    int r;
+    if ((r = jv_expect_object(o, "expect.budget", err)) < 0 ||
+        (r = jv_only_keys(o, "expect.budget", keys, err)) < 0)
+        return r;
+    if ((r = parse_fraction(o, "slo", true, 0, 1, &b->slo, err)) < 0 ||
+        (r = parse_fraction(o, "max_burn", true, 0, 1.000001, &b->max_burn, err)) < 0)
+        return r;
+    const char *period;
+    if ((r = jv_string(o, "expect.budget", "period", true, &period, err)) < 0)
+        return r;
+    /* SLO periods are written in days ("30d", "28d"), past what durations take. */
+    char *end;
+    long days = strtol(period, &end, 10);
+    if (end != period && strcmp(end, "d") == 0 && days >= 1 && days <= 366) {
+        b->period_ms = days * 24LL * 3600 * 1000;
+    } else {
+        struct chaos_err derr = {0};
+        if (duration_parse(period, &b->period_ms, &derr) < 0 || b->period_ms <= 0)
+            return chaos_err_set(err, EINVAL,
+                                 "expect.budget.period: \"%s\" must be days (\"30d\", 1-366) or a "
+                                 "duration above 0s",
+                                 period);
+    }
+    const char *src = "samples";
+    if ((r = jv_string(o, "expect.budget", "source", false, &src, err)) < 0)
+        return r;
+    if (strcmp(src, "value") == 0 && strcmp(kind, "prometheus") == 0)
+        b->from_value = true;
+    else if (strcmp(src, "value") == 0)
+        return chaos_err_set(err, EINVAL,
+                             "expect.budget.source: \"value\" needs a prometheus probe whose "
+                             "query gives the error ratio");
+    else if (strcmp(src, "samples") != 0)
+        return chaos_err_set(err, EINVAL, "expect.budget.source: must be \"samples\" or \"value\"");
+    b->ratio_written = json_object_get(expect, "success_ratio") != NULL;
+    b->set = true;
+    return 0;
 }
 
 int probe_parse(const json_t *probe_obj, const json_t *expect_obj, const char *ctx,
@@ -106,13 +192,28 @@ int probe_parse(const json_t *probe_obj, const json_t *expect_obj, const char *c
     }
     p->kind = kind;
     p->refs = 1;
+    size_t nk = 0;
+    for (const char *const *k = kinds[kind]->expect_keys; *k && nk < ARRAY_SIZE(p->keys) - 2; k++)
+        p->keys[nk++] = *k;
+    p->keys[nk++] = "budget";
+    p->keys[nk] = NULL;
+    if ((r = parse_budget(expect_obj, kinds[kind]->name, &p->budget, err)) < 0) {
+        kinds[kind]->free(p->impl);
+        free(p);
+        return with_ctx(err, ctx, r);
+    }
     *out = p;
     return 0;
 }
 
+const struct probe_budget *probe_budget(const struct probe *p)
+{
+    return &p->budget;
+}
+
 const char *const *probe_expect_keys(const struct probe *p)
 {
-    return kinds[p->kind]->expect_keys;
+    return p->keys;
 }
 
 const char *probe_kind(const struct probe *p)

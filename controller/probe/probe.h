@@ -18,6 +18,11 @@ struct sample {
     int status;          /* HTTP status or exit code; -1 when there was none */
     char error[192];     /* why not ok, e.g. "status 503 not in [200]",
                             "connect: Connection refused", "timed out after 2s" */
+    /* What a query-style probe (prometheus, alertmanager) observed, for the
+     * report and for error budgets: has_value says value is set. */
+    bool has_value;
+    double value;    /* the reduced or first series' value; 1/0 for alert states */
+    char detail[160]; /* e.g. "evaluated at 2026-12-02T20:31:05.123Z, 3 series" */
 };
 
 struct probe;         /* a parsed probe with its per-sample conditions */
@@ -35,7 +40,7 @@ int probe_parse(const json_t *probe_obj, const json_t *expect_obj, const char *c
 /* NULL-terminated list of the per-sample condition keys of p's kind. */
 const char *const *probe_expect_keys(const struct probe *p);
 
-/* "http" or "command". */
+/* "http", "command", "prometheus", "prometheus_alert" or "alertmanager". */
 const char *probe_kind(const struct probe *p);
 
 /* How many samples of one check may be in flight at once; a tick that finds
@@ -52,6 +57,22 @@ const char *probe_describe(const struct probe *p);
 json_t *probe_to_json(const struct probe *p);
 
 void probe_free(struct probe *p);
+
+/* An error-budget expectation (expect.budget, any probe kind): "SLO slo over
+ * period; this check may burn at most max_burn of the budget". Parsed here
+ * with the probe's other expect keys because it is read from the same
+ * object; judged by check.c (check_judge). */
+struct probe_budget {
+    bool set;
+    double slo;          /* 0 < slo < 1, e.g. 0.9995 */
+    int64_t period_ms;   /* e.g. 30 days */
+    double max_burn;     /* fraction of the period's budget, e.g. 0.02 */
+    bool from_value;     /* source "value": a prometheus probe's value is the
+                            error ratio over the window; else samples */
+    bool ratio_written;  /* expect.success_ratio was written too: judged as well */
+};
+/* The check's budget; ->set is false when expect.budget was not given. */
+const struct probe_budget *probe_budget(const struct probe *p);
 
 /* Creates the shared runner for loop. NULL on failure with err set. */
 struct probe_runner *probe_runner_new(struct loop *loop, struct chaos_err *err);

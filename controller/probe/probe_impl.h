@@ -42,6 +42,9 @@ struct probe_ops {
 
 extern const struct probe_ops probe_http_ops;
 extern const struct probe_ops probe_command_ops;
+extern const struct probe_ops probe_prometheus_ops;
+extern const struct probe_ops probe_prometheus_alert_ops;
+extern const struct probe_ops probe_alertmanager_ops;
 
 /* Takes a reference on p so it outlives a caller's probe_free() while a
  * sample is in flight; drop it with probe_free(). */

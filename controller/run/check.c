@@ -12,6 +12,7 @@ void check_result_init(struct check_result *r, const struct check *c)
 {
     memset(r, 0, sizeof *r);
     r->check = c;
+    r->took_ms = -1;
 }
 
 void check_result_free(struct check_result *r)
@@ -48,7 +49,14 @@ int check_result_add(struct check_result *r, const struct sample *s)
         r->cap = cap;
     }
     int64_t latency_ms = s->latency_us > 0 ? (s->latency_us + 999) / 1000 : 0;
-    r->obs[r->n_obs++] = (struct check_obs){s->t_ms, s->t_ms + latency_ms, s->latency_us, s->ok};
+    r->obs[r->n_obs++] = (struct check_obs){.t_ms = s->t_ms,
+                                            .done_ms = s->t_ms + latency_ms,
+                                            .latency_us = s->latency_us,
+                                            .ok = s->ok,
+                                            .has_value = s->has_value,
+                                            .value = s->value};
+    if (s->detail[0])
+        snprintf(r->last_detail, sizeof r->last_detail, "%s", s->detail);
     if (s->ok)
         r->n_ok++;
     else
@@ -112,7 +120,8 @@ static void fmt_cmp(const struct cmp *c, bool latency, char *buf, size_t size)
 /* Evaluates all aggregate conditions over obs[from..n); on the first that does
  * not hold writes why into why and returns false. When all hold, why gets a
  * short summary. */
-static bool conditions_hold(const struct check_result *r, size_t from, char *why, size_t size)
+static bool conditions_hold(const struct check_result *r, size_t from, bool skip_ratio, char *why,
+                            size_t size)
 {
     const struct check *c = r->check;
     size_t n = r->n_obs - from, ok = 0;
@@ -126,7 +135,9 @@ static bool conditions_hold(const struct check_result *r, size_t from, char *why
      * that was seen and not just the success ratio. */
     int len = snprintf(why, size, "success_ratio %.4g (%zu/%zu ok), wanted %s", ratio, ok, n,
                        want_ratio);
-    if (!cmp_holds(&c->success_ratio, ratio))
+    if (skip_ratio)
+        len = snprintf(why, size, "%zu/%zu ok", ok, n);
+    else if (!cmp_holds(&c->success_ratio, ratio))
         return false;
     for (int s = 0; s < LAT__COUNT; s++) {
         if (!c->latency[s].set)
@@ -177,6 +188,64 @@ static void note_in_flight(struct check_result *r)
              r->in_flight_at_end, r->in_flight_at_end == 1 ? "" : "s");
 }
 
+static void fmt_pct(double f, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.4g%%", f * 100.0);
+}
+
+/* Appends the budget to why; false when more than max_burn was burned. */
+static bool budget_holds(struct check_result *r, const struct probe_budget *b, char *why,
+                         size_t size)
+{
+    const struct check *c = r->check;
+    int64_t every = c->every_ms > 0 ? c->every_ms : 1000;
+    int64_t span = r->obs[r->n_obs - 1].t_ms - r->obs[0].t_ms + every;
+    double ratio;
+    char src[96];
+    if (b->from_value) {
+        ssize_t last = -1;
+        for (size_t i = r->n_obs; i-- > 0;)
+            if (r->obs[i].has_value) {
+                last = (ssize_t)i;
+                break;
+            }
+        size_t len = strlen(why);
+        if (last < 0) {
+            snprintf(why + len, size - len, "; error budget: no sample gave a value");
+            return false;
+        }
+        ratio = r->obs[last].value;
+        if (!(ratio >= 0 && ratio <= 1)) {
+            snprintf(why + len, size - len,
+                     "; error budget: the query gave %g, not an error ratio (0-1)", ratio);
+            return false;
+        }
+        snprintf(src, sizeof src, "error ratio %.4g from the query", ratio);
+    } else {
+        ratio = (double)(r->n_obs - r->n_ok) / (double)r->n_obs;
+        snprintf(src, sizeof src, "%zu/%zu samples failed", r->n_obs - r->n_ok, r->n_obs);
+    }
+    double burned = ratio / (1.0 - b->slo) * ((double)span / (double)b->period_ms);
+    r->budget_evaluated = true;
+    r->budget_error_ratio = ratio;
+    r->budget_burned = burned;
+    r->budget_window_ms = span;
+    char got[32], max[32], slo[32], per[32], win[32];
+    fmt_pct(burned, got, sizeof got);
+    fmt_pct(b->max_burn, max, sizeof max);
+    fmt_pct(b->slo, slo, sizeof slo);
+    duration_format(span, win, sizeof win);
+    if (b->period_ms % (24LL * 3600 * 1000) == 0)
+        snprintf(per, sizeof per, "%lldd", (long long)(b->period_ms / (24LL * 3600 * 1000)));
+    else
+        duration_format(b->period_ms, per, sizeof per);
+    size_t len = strlen(why);
+    snprintf(why + len, size - len,
+             "; error budget burned %s, allowed %s (SLO %s over %s; %s over %s)", got, max, slo,
+             per, src, win);
+    return burned <= b->max_burn;
+}
+
 void check_judge(struct check_result *r, const char *window)
 {
     if (r->n_obs == 0) {
@@ -186,7 +255,11 @@ void check_judge(struct check_result *r, const char *window)
         return;
     }
     char why[384];
-    bool held = conditions_hold(r, 0, why, sizeof why);
+    const struct probe_budget *b = r->check->probe ? probe_budget(r->check->probe) : NULL;
+    bool budget = b && b->set;
+    bool held = conditions_hold(r, 0, budget && !b->ratio_written, why, sizeof why);
+    if (held && budget)
+        held = budget_holds(r, b, why, sizeof why);
     r->verdict = held ? CHECK_PASSED : CHECK_FAILED;
     const char *err = top_error(r);
     if (!held && err)
@@ -203,7 +276,8 @@ bool check_eventually_met(struct check_result *r)
     if (r->n_obs == 0 || !r->obs[r->n_obs - 1].ok)
         return false;
     char d[32];
-    duration_format(r->obs[r->n_obs - 1].t_ms - r->obs[0].t_ms, d, sizeof d);
+    r->took_ms = r->obs[r->n_obs - 1].t_ms - r->obs[0].t_ms;
+    duration_format(r->took_ms, d, sizeof d);
     r->verdict = CHECK_PASSED;
     snprintf(r->reason, sizeof r->reason, "held after %s (sample %zu)", d, r->n_obs);
     return true;
@@ -240,7 +314,7 @@ bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t start
     if (from >= r->n_obs)
         return false;
     char why[384];
-    if (!conditions_hold(r, from, why, sizeof why))
+    if (!conditions_hold(r, from, false, why, sizeof why))
         return false;
     char d[32];
     duration_format(c->for_ms, d, sizeof d);
@@ -280,6 +354,37 @@ json_t *check_summary_json(const struct check_result *r, int64_t base_ms)
                                               (json_int_t)r->other_errors));
     json_object_set_new(j, "errors", errs);
     json_object_set_new(j, "in_flight_at_end", json_integer((json_int_t)r->in_flight_at_end));
+    /* What query probes saw: the numbers, the latest detail (evaluation
+     * time), how long an eventually check took, and the budget burned. */
+    size_t nv = 0;
+    double vmin = 0, vmax = 0, vlast = 0;
+    for (size_t i = 0; i < r->n_obs; i++) {
+        if (!r->obs[i].has_value)
+            continue;
+        double v = r->obs[i].value;
+        vmin = nv && vmin < v ? vmin : v;
+        vmax = nv && vmax > v ? vmax : v;
+        vlast = v;
+        nv++;
+    }
+    if (nv)
+        json_object_set_new(j, "values",
+                            json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)nv, "min", vmin,
+                                      "max", vmax, "last", vlast));
+    if (r->last_detail[0])
+        json_object_set_new(j, "last_detail", json_string(r->last_detail));
+    if (r->took_ms >= 0)
+        json_object_set_new(j, "took_ms", json_integer(r->took_ms));
+    if (r->budget_evaluated) {
+        const struct probe_budget *b = probe_budget(r->check->probe);
+        json_object_set_new(j, "budget",
+                            json_pack("{s:f, s:I, s:f, s:f, s:f, s:I, s:s}", "slo", b->slo,
+                                      "period_ms", (json_int_t)b->period_ms, "max_burn",
+                                      b->max_burn, "error_ratio", r->budget_error_ratio, "burned",
+                                      r->budget_burned, "window_ms",
+                                      (json_int_t)r->budget_window_ms, "source",
+                                      b->from_value ? "value" : "samples"));
+    }
     return j;
 }
 

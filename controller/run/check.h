@@ -23,6 +23,8 @@ struct check_obs {
     int64_t done_ms;     /* monotonic ms when its outcome was observed */
     int64_t latency_us;
     bool ok;
+    bool has_value; /* a query probe's observed number (see struct sample) */
+    double value;
 };
 
 #define CHECK_MAX_ERROR_KINDS 8
@@ -44,6 +46,17 @@ struct check_result {
     /* Samples started in the window whose outcome had not come when it
      * ended: not counted (not in obs), only reported. */
     size_t in_flight_at_end;
+    /* The detail of the latest sample that had one (a query's evaluation
+     * time, how many alerts matched), for the report. */
+    char last_detail[160];
+    /* Eventually mode: ms from the first sample's start to the start of the
+     * sample that held; -1 until one held. */
+    int64_t took_ms;
+    /* Error budget (probe_budget): evaluated by check_judge. */
+    bool budget_evaluated;
+    double budget_error_ratio; /* failures/total, or the query's ratio */
+    double budget_burned;      /* fraction of the period's budget */
+    int64_t budget_window_ms;  /* the span the burn was computed over */
 };
 
 void check_result_init(struct check_result *r, const struct check *c);
@@ -59,7 +72,10 @@ int64_t check_latency(const struct check_result *r, enum latency_stat stat);
 
 /* Judges the aggregate conditions over every sample recorded; window names it
  * in the reason ("during 'slow db'", "before the faults"). Sets verdict. A
- * window without samples fails. */
+ * window without samples fails. With an error budget (expect.budget) the
+ * burn must be at most max_burn: burned = error_ratio / (1 - slo) x
+ * window / period, the window being the sampled span (first start to last
+ * start plus one every); success_ratio is then judged only when written. */
 void check_judge(struct check_result *r, const char *window);
 
 /* Eventually mode: true (and verdict PASSED) once a successful sample came. */

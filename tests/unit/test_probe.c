@@ -411,9 +411,9 @@ Test(probe_parse, kind_selection)
     parse_fails("{}", NULL, "check 't': probe: give exactly one of http, command");
     parse_fails("{\"http\": {\"url\": \"http://a\"}, \"command\": {\"argv\": [\"true\"]}}", NULL,
                 "probe: give exactly one of http, command");
-    parse_fails("{\"prometheus\": {}}", NULL,
-                "check 't': probe.prometheus: not available in this version (available: http, "
-                "command)");
+    parse_fails("{\"grpc\": {}}", NULL,
+                "check 't': probe.grpc: not available in this version (available: http, "
+                "command, prometheus, prometheus_alert, alertmanager)");
     parse_fails("{\"htpp\": {}}", NULL, "probe.htpp: unknown field; did you mean 'http'?");
     parse_fails("{\"http\": \"http://a\"}", NULL, "probe.http: must be an object, not a string");
     parse_fails("{\"command\": [\"true\"]}", NULL, "probe.command: must be an object");
@@ -440,7 +440,8 @@ Test(probe_parse, caller_keys_are_left_alone)
     cr_assert_str_eq(keys[0], "exit_code");
     cr_assert_str_eq(keys[1], "stdout_contains");
     cr_assert_str_eq(keys[2], "stdout_regex");
-    cr_assert_null(keys[3]);
+    cr_assert_str_eq(keys[3], "budget"); /* every kind takes an error budget */
+    cr_assert_null(keys[4]);
     cr_assert_str_eq(probe_kind(p), "command");
     probe_free(p);
     probe_free(NULL);
