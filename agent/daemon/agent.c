@@ -209,8 +209,8 @@ static void on_target_exit(struct loop *loop, int fd, uint32_t events, void *arg
  * exited is reverted then, with the reason, instead of staying "active" to
  * its end. The engine's public API names them only in its description
  * ("paused 2 processes: 812 (worker), 813 (worker)"), so they are read from
- * there, and each is checked to be stopped (by us, a moment ago) before it
- * is watched. Best effort: a fault not watched still ends at its duration. */
+ * there; each is pinned by a pidfd and checked to still carry that name
+ * before it is watched. Best effort: a fault not watched still ends at its duration. */
 static void watch_targets(struct afault *f)
 {
     if (strcmp(f->kind, "process") != 0)
@@ -226,10 +226,21 @@ static void watch_targets(struct afault *f)
         long pid = strtol(p, &end, 10);
         if (end == p || pid <= 1 || strncmp(end, " (", 2) != 0)
             break;
+        /* The name as the description gives it: up to the ")" that ends
+         * the item (a name may hold ") " itself; then it is not watched). */
+        const char *c = end + 2, *ce = strstr(c, "), ");
+        if (!ce)
+            ce = c + strlen(c) - (c[0] && c[strlen(c) - 1] == ')' ? 1 : 0);
+        char comm[16];
+        snprintf(comm, sizeof comm, "%.*s", (int)(ce - c), c);
+        /* Pinned first, then checked: if the pid is still this name after
+         * the pidfd was opened, the pidfd is that process. */
         struct proc_stat st;
-        int fd = -1;
-        if (proc_stat_read((pid_t)pid, &st) == 0 && st.state == 'T')
-            fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+        if (fd >= 0 && (proc_stat_read((pid_t)pid, &st) != 0 || strcmp(st.comm, comm) != 0)) {
+            close(fd);
+            fd = -1;
+        }
         if (fd >= 0) {
             struct watch *w = &f->watch[f->n_watch];
             w->fd = fd;
