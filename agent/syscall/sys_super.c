@@ -1,0 +1,437 @@
+/* The supervisor (see sys_super.h). The listener is taken from the workload
+ * with pidfd_getfd while the workload is held in its own execve (execve is
+ * always in the filter), so no syscall of ours between fork and exec needs
+ * to pass a file descriptor (sendmsg in the filter deadlocks runc and crun).
+ * Notifications before that execve are ours and answered CONTINUE. */
+#include "sys_super.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/seccomp.h>
+
+#include "util.h"
+
+#define MAX_PENDING 256
+
+struct pending {
+    uint64_t id;
+    int64_t due_us; /* CLOCK_MONOTONIC */
+    int err_no;
+    bool has_retval;
+    long long retval;
+};
+
+static volatile sig_atomic_t window_over;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    window_over = 1;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads a NUL-terminated string from pid's memory, page by page. */
+static int read_str(pid_t pid, uint64_t addr, char *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size - 1) {
+        size_t chunk = 4096 - ((addr + got) & 4095);
+        if (chunk > size - 1 - got)
+            chunk = size - 1 - got;
+        struct iovec l = {buf + got, chunk}, r = {(void *)(uintptr_t)(addr + got), chunk};
+        ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (n <= 0)
+            return -1;
+        if (memchr(buf + got, '\0', (size_t)n))
+            return 0;
+        got += (size_t)n;
+    }
+    buf[size - 1] = '\0';
+    return 0;
+}
+
+static int read_link(pid_t pid, const char *what, char *buf, size_t size)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, what);
+    ssize_t n = readlink(p, buf, size - 1);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return 0;
+}
+
+static bool path_matches(const struct sys_spec *s, const char *path)
+{
+    if (s->path_prefix) {
+        size_t n = strlen(s->path_prefix);
+        if (strncmp(path, s->path_prefix, n) != 0)
+            return false;
+        if (path[n] != '\0' && path[n] != '/' && s->path_prefix[n - 1] != '/')
+            return false;
+    }
+    if (s->path_glob && fnmatch(s->path_glob, path, 0) != 0)
+        return false;
+    return true;
+}
+
+/* Whether the call's arguments pass the spec's filters. */
+static bool args_match(const struct sys_spec *s, const struct seccomp_notif *req)
+{
+    int idx = -1, len_idx = -1;
+    enum sys_argkind k = sys_argkind_of(req->data.nr, &idx, &len_idx);
+    bool want_path = s->path_prefix || s->path_glob;
+    if (want_path && k == SYS_ARG_PATH) {
+        char path[PATH_MAX], full[PATH_MAX * 2];
+        if (read_str(req->pid, req->data.args[idx], path, sizeof path) < 0)
+            return false;
+        if (path[0] == '/')
+            return path_matches(s, path);
+        /* Relative: against the dirfd (the argument before it) or the cwd. */
+        char base[PATH_MAX], what[32];
+        int dirfd = idx > 0 ? (int)req->data.args[idx - 1] : AT_FDCWD;
+        if (dirfd == AT_FDCWD)
+            snprintf(what, sizeof what, "cwd");
+        else
+            snprintf(what, sizeof what, "fd/%d", dirfd);
+        if (read_link(req->pid, what, base, sizeof base) < 0)
+            return false;
+        snprintf(full, sizeof full, "%s/%s", base, path);
+        return path_matches(s, full);
+    }
+    if (want_path && k == SYS_ARG_FD) {
+        char what[32], path[PATH_MAX];
+        snprintf(what, sizeof what, "fd/%d", (int)req->data.args[idx]);
+        return read_link(req->pid, what, path, sizeof path) == 0 && path_matches(s, path);
+    }
+    if ((s->has_addr || s->port) && k == SYS_ARG_ADDR) {
+        struct sockaddr_in sin;
+        uint64_t len = req->data.args[len_idx];
+        if (req->data.args[idx] == 0 || len < sizeof sin)
+            return false; /* not IPv4 (a unix socket, say): never ours */
+        struct iovec l = {&sin, sizeof sin},
+                     r = {(void *)(uintptr_t)req->data.args[idx], sizeof sin};
+        if (process_vm_readv(req->pid, &l, 1, &r, 1, 0) != (ssize_t)sizeof sin ||
+            sin.sin_family != AF_INET)
+            return false;
+        if (s->port && ntohs(sin.sin_port) != s->port)
+            return false;
+        if (s->has_addr && s->prefix_len > 0) {
+            uint32_t mask = s->prefix_len == 32 ? 0xffffffffu : ~(0xffffffffu >> s->prefix_len);
+            if ((ntohl(sin.sin_addr.s_addr) & mask) != (s->addr & mask))
+                return false;
+        }
+    }
+    return true;
+}
+
+static bool selected(const struct sys_spec *s, int nr)
+{
+    for (size_t i = 0; i < s->n_nr; i++)
+        if (s->nr[i] == nr)
+            return true;
+    return false;
+}
+
+static void respond(int fd, struct seccomp_notif_resp *resp, uint64_t id, int err_no,
+                    bool has_retval, long long retval)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->id = id;
+    if (err_no)
+        resp->error = -err_no;
+    else if (has_retval)
+        resp->val = retval;
+    else
+        resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    /* ENOENT: the caller was interrupted or died; nothing to answer. */
+    IGNORE_RESULT(seccomp_notify_respond(fd, resp));
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char p[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fputs(text, f);
+    if (fclose(f) == 0)
+        IGNORE_RESULT(rename(tmp, p));
+}
+
+/* Finds the seccomp listener among pid's fds and takes a copy of it. */
+static int take_listener(int pidfd, pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    for (int tries = 0; tries < 5000; tries++) {
+        DIR *d = opendir(dir);
+        if (!d)
+            return -1;
+        struct dirent *e;
+        int found = -1;
+        while ((e = readdir(d))) {
+            char link[64], target[128];
+            snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+            ssize_t n = readlink(link, target, sizeof target - 1);
+            if (n <= 0)
+                continue;
+            target[n] = '\0';
+            if (strcmp(target, "anon_inode:seccomp notify") == 0) {
+                found = atoi(e->d_name);
+                break;
+            }
+        }
+        closedir(d);
+        if (found >= 0)
+            return (int)syscall(SYS_pidfd_getfd, pidfd, found, 0);
+        if (waitpid(pid, NULL, WNOHANG | WNOWAIT | __WALL) == pid)
+            return -1; /* it died before loading the filter */
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* The supervisor's life; never returns. */
+__attribute__((noreturn)) static void supervise(const struct sys_spec *s, const char *out_dir,
+                                                int64_t deadline_ms, int ready_fd)
+{
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_usr1};
+    sigaction(SIGUSR1, &sa, NULL);
+    IGNORE_RESULT(setsid());
+
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDOUT);
+    int outfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDERR);
+    int errfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int nr_execve = seccomp_syscall_resolve_name("execve");
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    bool ok = outfd >= 0 && errfd >= 0 && ctx && nr_execve >= 0 &&
+              seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr_execve, 0) == 0;
+    for (size_t i = 0; ok && i < s->n_nr; i++)
+        if (s->nr[i] != nr_execve && seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr[i], 0) != 0)
+            ok = false;
+    if (!ok) {
+        IGNORE_RESULT(write(ready_fd, "E cannot build the seccomp filter", 34));
+        _exit(1);
+    }
+    pid_t w = fork();
+    if (w < 0) {
+        IGNORE_RESULT(write(ready_fd, "E fork", 6));
+        _exit(1);
+    }
+    if (w == 0) {
+        close(ready_fd);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGUSR1, SIG_DFL);
+        if (dup2(outfd, 1) < 0 || dup2(errfd, 2) < 0)
+            _exit(126);
+        if (seccomp_load(ctx) != 0)
+            _exit(126);
+        execvp(s->argv[0], s->argv);
+        _exit(127);
+    }
+    seccomp_release(ctx);
+    close(outfd);
+    close(errfd);
+    int pidfd = (int)syscall(SYS_pidfd_open, w, 0);
+    int lfd = pidfd >= 0 ? take_listener(pidfd, w) : -1;
+    if (lfd < 0) {
+        IGNORE_RESULT(write(ready_fd, "E cannot take the seccomp listener", 34));
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        _exit(1);
+    }
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "P %d", (int)w);
+    IGNORE_RESULT(write(ready_fd, msg, (size_t)n));
+    close(ready_fd);
+
+    struct seccomp_notif *req;
+    struct seccomp_notif_resp *resp;
+    if (seccomp_notify_alloc(&req, &resp) != 0) {
+        /* Without buffers we cannot answer: better killed than hung. */
+        kill(w, SIGKILL);
+        _exit(1);
+    }
+    struct sys_counter c;
+    sys_counter_init(&c, s);
+    struct pending pend[MAX_PENDING];
+    size_t npend = 0;
+    bool started = false;
+    long long reported = -1;
+    for (;;) {
+        int64_t now = mono_us();
+        for (size_t i = 0; i < npend;) {
+            if (pend[i].due_us <= now || window_over) {
+                respond(lfd, resp, pend[i].id, pend[i].err_no, pend[i].has_retval, pend[i].retval);
+                pend[i] = pend[--npend];
+            } else {
+                i++;
+            }
+        }
+        if (c.injected != reported) {
+            char t[32];
+            snprintf(t, sizeof t, "%lld\n", c.injected);
+            write_file(out_dir, SYS_OUT_INJECTED, t);
+            reported = c.injected;
+        }
+        int timeout = -1;
+        for (size_t i = 0; i < npend; i++) {
+            int64_t ms = (pend[i].due_us - now + 999) / 1000;
+            if (timeout < 0 || ms < timeout)
+                timeout = (int)ms;
+        }
+        if (!window_over && deadline_ms > 0) {
+            int64_t left = deadline_ms - real_ms();
+            if (left <= 0)
+                window_over = 1;
+            else if (timeout < 0 || left < timeout)
+                timeout = (int)(left > INT_MAX ? INT_MAX : left);
+        }
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        int pr = poll(&pfd, 1, timeout);
+        if (pr < 0 && errno != EINTR)
+            break;
+        if (pr <= 0)
+            continue;
+        if (pfd.revents & (POLLHUP | POLLERR) && !(pfd.revents & POLLIN))
+            break; /* no process left under the filter */
+        memset(req, 0, sizeof *req);
+        if (seccomp_notify_receive(lfd, req) != 0)
+            continue; /* ENOENT: the caller went away */
+        if (!started) {
+            if ((int)req->pid == w && req->data.nr == nr_execve)
+                started = true;
+            respond(lfd, resp, req->id, 0, false, 0);
+            continue;
+        }
+        if (window_over || !selected(s, req->data.nr) || !args_match(s, req) ||
+            seccomp_notify_id_valid(lfd, req->id) != 0 || !sys_decide(s, &c)) {
+            respond(lfd, resp, req->id, 0, false, 0);
+            continue;
+        }
+        if (s->delay_us > 0 && npend < MAX_PENDING) {
+            pend[npend++] = (struct pending){req->id, mono_us() + s->delay_us, s->err_no,
+                                             s->has_retval, s->retval};
+            continue;
+        }
+        respond(lfd, resp, req->id, s->err_no, s->has_retval, s->retval);
+    }
+    int st = 0;
+    char t[64];
+    if (waitpid(w, &st, 0) == w) {
+        if (WIFEXITED(st))
+            snprintf(t, sizeof t, "exited %d\n", WEXITSTATUS(st));
+        else
+            snprintf(t, sizeof t, "killed by signal %d\n", WTERMSIG(st));
+    } else {
+        snprintf(t, sizeof t, "unknown\n");
+    }
+    snprintf(msg, sizeof msg, "%lld\n", c.injected);
+    write_file(out_dir, SYS_OUT_INJECTED, msg);
+    write_file(out_dir, SYS_OUT_STATUS, t);
+    _exit(0);
+}
+
+int sys_super_start(const struct sys_spec *s, const char *out_dir, int64_t deadline_ms,
+                    pid_t *super_pid, pid_t *workload_pid, struct chaos_err *err)
+{
+    if (mkdir(out_dir, 0755) < 0 && errno != EEXIST)
+        return chaos_err_set(err, errno, "cannot create %s: %s", out_dir, strerror(errno));
+    char old[PATH_MAX];
+    snprintf(old, sizeof old, "%s/%s", out_dir, SYS_OUT_STATUS);
+    IGNORE_RESULT(unlink(old));
+    snprintf(old, sizeof old, "%s/%s", out_dir, SYS_OUT_INJECTED);
+    IGNORE_RESULT(unlink(old));
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return chaos_err_set(err, errno, "pipe: %s", strerror(errno));
+    /* Twice forked: the supervisor is nobody's child of ours, so it outlives
+     * us without becoming a zombie we must reap. */
+    pid_t mid = fork();
+    if (mid < 0) {
+        int e = errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return chaos_err_set(err, e, "fork: %s", strerror(e));
+    }
+    if (mid == 0) {
+        close(pfd[0]);
+        pid_t sp = fork();
+        if (sp < 0)
+            _exit(1);
+        if (sp == 0)
+            supervise(s, out_dir, deadline_ms, pfd[1]);
+        char m[32];
+        int n = snprintf(m, sizeof m, "S %d ", (int)sp);
+        IGNORE_RESULT(write(pfd[1], m, (size_t)n));
+        _exit(0);
+    }
+    close(pfd[1]);
+    int st;
+    while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+        ;
+    char buf[256];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(pfd[0], buf + got, sizeof buf - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(pfd[0]);
+    buf[got] = '\0';
+    int sp = 0, wp = 0;
+    const char *e = strstr(buf, "E ");
+    if (sscanf(buf, "S %d P %d", &sp, &wp) != 2 || e) {
+        return chaos_err_set(err, EIO, "starting the workload '%s' under its supervisor: %s",
+                             s->argv[0], e ? e + 2 : "the supervisor died");
+    }
+    *super_pid = sp;
+    *workload_pid = wp;
+    return 0;
+}

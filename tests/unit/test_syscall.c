@@ -1,0 +1,425 @@
+/* The syscall kind: its spec parser (names, classes, errnos, counters,
+ * filters, strace's words, the errors that name the field), its decision
+ * counters, and the supervisor with real launched programs: EIO on the 3rd
+ * write, one port refused while another connects, a delayed fsync, calls that
+ * pass once the window ends, and a workload that outlives a SIGKILLed
+ * engine. */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "journal.h"
+#include "sys_spec.h"
+#include "sys_super.h"
+#include "util.h"
+
+static char tmpdir[64];
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/chaos-t-sys-%d", (int)getpid());
+    cr_assert(mkdir(tmpdir, 0700) == 0 || errno == EEXIST, "mkdir: %s", strerror(errno));
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    cr_assert(system(cmd) == 0);
+}
+
+TestSuite(syscall, .init = setup, .fini = teardown);
+
+static struct sys_spec *parse_ok(const char *target, const char *params)
+{
+    json_error_t je;
+    json_t *t = target ? json_loads(target, 0, &je) : NULL;
+    json_t *p = json_loads(params, 0, &je);
+    cr_assert(p, "bad test JSON: %s", params);
+    struct chaos_err err = {0};
+    struct sys_spec *s = NULL;
+    int r = sys_spec_parse(t, p, "f", &s, &err);
+    json_decref(t);
+    json_decref(p);
+    cr_assert(r == 0, "parse %s: %s", params, err.msg);
+    return s;
+}
+
+static void parse_fails(const char *target, const char *params, const char *want)
+{
+    json_error_t je;
+    json_t *t = target ? json_loads(target, 0, &je) : NULL;
+    json_t *p = json_loads(params, 0, &je);
+    cr_assert(p, "bad test JSON: %s", params);
+    struct chaos_err err = {0};
+    struct sys_spec *s = NULL;
+    int r = sys_spec_parse(t, p, "f", &s, &err);
+    json_decref(t);
+    json_decref(p);
+    cr_assert(r < 0, "parse %s succeeded", params);
+    cr_assert(s == NULL);
+    cr_assert(strstr(err.msg, want), "error for %s is '%s', wanted '%s'", params, err.msg, want);
+}
+
+#define CMD "{\"command\": [\"true\"]}"
+
+static bool has_nr(const struct sys_spec *s, const char *name)
+{
+    int nr = seccomp_syscall_resolve_name(name);
+    for (size_t i = 0; i < s->n_nr; i++)
+        if (s->nr[i] == nr)
+            return true;
+    return false;
+}
+
+Test(syscall, parses_names_errno_and_counters)
+{
+    struct sys_spec *s = parse_ok(CMD, "{\"syscalls\": [\"write\", \"fsync\"], \"errno\": \"EIO\","
+                                       " \"every\": 2, \"after\": 3, \"max\": 4, "
+                                       "\"probability\": 0.5, \"seed\": 7}");
+    cr_assert(has_nr(s, "write") && has_nr(s, "fsync") && s->n_nr == 2);
+    cr_assert_eq(s->err_no, EIO);
+    cr_assert_eq(s->every, 2);
+    cr_assert_eq(s->after, 3);
+    cr_assert_eq(s->max, 4);
+    cr_assert(s->has_seed && s->seed == 7);
+    cr_assert_str_eq(s->argv[0], "true");
+    cr_assert_null(s->argv[1]);
+    sys_spec_free(s);
+}
+
+Test(syscall, classes_resolve_against_the_architecture)
+{
+    struct sys_spec *s =
+        parse_ok("{\"command\": {\"argv\": [\"true\"]}}",
+                 "{\"syscalls\": [\"%file\", \"%network\"], \"errno\": \"EACCES\"}");
+    cr_assert(has_nr(s, "openat") && has_nr(s, "connect") && has_nr(s, "unlinkat"));
+    cr_assert(!has_nr(s, "write"));
+    sys_spec_free(s);
+}
+
+Test(syscall, strace_words_parse_into_the_same_spec)
+{
+    struct sys_spec *s = parse_ok(CMD, "{\"strace\": \"inject=write:error=EIO:when=3+\"}");
+    cr_assert(has_nr(s, "write") && s->n_nr == 1);
+    cr_assert_eq(s->err_no, EIO);
+    cr_assert_eq(s->after, 2);
+    cr_assert_eq(s->every, 1);
+    cr_assert_eq(s->max, 0);
+    sys_spec_free(s);
+
+    s = parse_ok(CMD, "{\"strace\": \"fsync,fdatasync:delay_enter=200000:when=2..10+4\"}");
+    cr_assert_eq(s->delay_us, 200000);
+    cr_assert_eq(s->err_no, 0);
+    cr_assert_eq(s->after, 1);
+    cr_assert_eq(s->every, 4);
+    cr_assert_eq(s->max, 3); /* calls 2, 6, 10 */
+    sys_spec_free(s);
+
+    s = parse_ok(CMD, "{\"strace\": \"inject=read:retval=0:when=5\", \"probability\": 1}");
+    cr_assert(s->has_retval && s->retval == 0);
+    cr_assert_eq(s->after, 4);
+    cr_assert_eq(s->max, 1);
+    sys_spec_free(s);
+
+    s = parse_ok(CMD, "{\"strace\": \"inject=fsync:delay_enter=10ms\"}");
+    cr_assert_eq(s->delay_us, 10000);
+    sys_spec_free(s);
+}
+
+Test(syscall, bad_specs_name_the_field)
+{
+    parse_fails(CMD, "{\"syscalls\": [\"wirte\"], \"errno\": \"EIO\"}",
+                "f: params.syscalls[0]: unknown syscall 'wirte'");
+    parse_fails(CMD, "{\"syscalls\": [\"%files\"], \"errno\": \"EIO\"}",
+                "params.syscalls[0]: unknown syscall class '%files'");
+    parse_fails(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIOO\"}",
+                "params.errno: unknown errno 'EIOO'");
+    parse_fails(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"probability\": 1.5}",
+                "probability");
+    parse_fails(CMD, "{\"syscalls\": [\"getpid\"], \"errno\": \"EIO\", \"path_prefix\": \"/t\"}",
+                "params.path_prefix: getpid takes no path");
+    parse_fails(CMD, "{\"syscalls\": [\"openat\"], \"errno\": \"EIO\", \"port\": 80}",
+                "params.port: openat has no address");
+    parse_fails(CMD, "{\"syscalls\": [\"connect\"], \"errno\": \"EIO\", \"addr\": \"1.2.3/8\"}",
+                "params.addr: '1.2.3/8' is not an IPv4");
+    parse_fails(CMD, "{\"syscalls\": [\"write\"]}", "nothing to inject");
+    parse_fails(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"retval\": 3}", "not both");
+    parse_fails(CMD, "{\"strace\": \"inject=write:error=EIO:when=x\"}", "params.strace: when=x");
+    parse_fails(CMD, "{\"strace\": \"inject=write:error=EIO\", \"errno\": \"EIO\"}",
+                "params.strace: cannot be combined with params.errno");
+    parse_fails(CMD, "{\"strace\": \"inject=write:signal=KILL\"}", "'signal' is not supported");
+    parse_fails(NULL, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}", "f: target: required");
+    parse_fails("{\"command\": []}", "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}",
+                "target.command: required");
+    parse_fails("{\"pid\": 12}", "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}",
+                "not supported yet");
+    parse_fails(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"evry\": 2}", "evry");
+}
+
+Test(syscall, counters_every_after_max)
+{
+    struct sys_spec *s = parse_ok(CMD, "{\"strace\": \"write:error=EIO:when=3..9+3\"}");
+    struct sys_counter c;
+    sys_counter_init(&c, s);
+    char got[16] = "";
+    for (int i = 0; i < 12; i++)
+        got[i] = sys_decide(s, &c) ? 'x' : '.';
+    cr_assert_str_eq(got, "..x..x..x...");
+    sys_spec_free(s);
+}
+
+Test(syscall, probability_lands_within_a_binomial_bound)
+{
+    struct sys_spec *s =
+        parse_ok(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"probability\": 0.1, "
+                      "\"seed\": 42}");
+    struct sys_counter c;
+    sys_counter_init(&c, s);
+    int hits = 0;
+    for (int i = 0; i < 10000; i++)
+        hits += sys_decide(s, &c);
+    /* mean 1000, sd 30: 5 sd either way */
+    cr_assert(hits > 850 && hits < 1150, "%d hits in 10000 at p=0.1", hits);
+    sys_spec_free(s);
+}
+
+/* ---- the supervisor with real programs ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return NULL;
+    static char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Waits for the workload to end (the supervisor writes "status"). */
+static char *wait_status(const char *dir, int timeout_ms)
+{
+    for (int i = 0; i < timeout_ms / 10; i++) {
+        char *s = slurp(dir, SYS_OUT_STATUS);
+        if (s)
+            return s;
+        usleep(10000);
+    }
+    return NULL;
+}
+
+/* Running, not a zombie waiting for whichever reaper adopted it. */
+static bool alive(pid_t pid)
+{
+    char p[64], buf[512];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+/* Launches argv_json under params; returns the output folder. */
+static const char *launch(const char *argv_json, const char *params, int64_t deadline_ms,
+                          const char *sub, pid_t *sp, pid_t *wp)
+{
+    static char dir[128];
+    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
+    char target[1024];
+    snprintf(target, sizeof target, "{\"command\": %s}", argv_json);
+    struct sys_spec *s = parse_ok(target, params);
+    struct chaos_err err = {0};
+    int r = sys_super_start(s, dir, deadline_ms, sp, wp, &err);
+    sys_spec_free(s);
+    cr_assert(r == 0, "sys_super_start: %s", err.msg);
+    return dir;
+}
+
+Test(syscall, write_fails_with_eio_on_the_third_call)
+{
+    char params[512];
+    snprintf(params, sizeof params,
+             "{\"strace\": \"inject=write:error=EIO:when=3\", \"path_prefix\": \"%s/w/stdout\"}",
+             tmpdir);
+    pid_t sp, wp;
+    const char *dir = launch("[\"sh\", \"-c\", \"for i in 1 2 3 4 5; do echo $i; done\"]", params,
+                             now_ms() + 20000, "w", &sp, &wp);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(st, "exited 0\n");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "1\n2\n4\n5\n");
+    char *e = slurp(dir, SYS_OUT_STDERR);
+    cr_assert(e && strstr(e, "I/O error"), "stderr: %s", e ? e : "(none)");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_INJECTED), "1\n");
+    for (int i = 0; i < 100 && alive(sp); i++)
+        usleep(10000);
+    cr_assert(!alive(sp), "the supervisor outlived its workload");
+}
+
+static int listen_port(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    cr_assert(listen(fd, 8) == 0);
+    socklen_t len = sizeof a;
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+Test(syscall, connect_refused_on_one_port_while_others_pass)
+{
+    int p1, p2;
+    int l1 = listen_port(&p1), l2 = listen_port(&p2);
+    char params[512], argv[512];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"connect\"], \"errno\": \"ECONNREFUSED\", \"addr\": "
+             "\"127.0.0.0/8\", \"port\": %d}",
+             p1);
+    snprintf(argv, sizeof argv,
+             "[\"bash\", \"-c\", \"exec 3<>/dev/tcp/127.0.0.1/%d && echo ok1; exec "
+             "4<>/dev/tcp/127.0.0.1/%d && echo ok2\"]",
+             p1, p2);
+    pid_t sp, wp;
+    const char *dir = launch(argv, params, now_ms() + 20000, "c", &sp, &wp);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "ok2\n");
+    char *e = slurp(dir, SYS_OUT_STDERR);
+    cr_assert(e && strstr(e, "Connection refused"), "stderr: %s", e ? e : "(none)");
+    close(l1);
+    close(l2);
+}
+
+Test(syscall, fsync_delayed_by_200ms)
+{
+    char params[512], argv[512];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"fsync\", \"fdatasync\"], \"delay\": "
+             "\"200ms\"}");
+    snprintf(argv, sizeof argv,
+             "[\"sh\", \"-c\", \"echo x > %s/f; s=$(date +%%s%%N); sync %s/f; e=$(date "
+             "+%%s%%N); echo $(( (e - s) / 1000000 ))\"]",
+             tmpdir, tmpdir);
+    pid_t sp, wp;
+    const char *dir = launch(argv, params, now_ms() + 20000, "d", &sp, &wp);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(st, "exited 0\n");
+    int ms = atoi(slurp(dir, SYS_OUT_STDOUT));
+    cr_assert(ms >= 200 && ms < 2000, "sync took %d ms", ms);
+
+    /* And without the fault it is fast. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "s=$(date +%%s%%N); sync %s/f; e=$(date +%%s%%N); exit $(( (e - s) / 1000000 "
+             ">= 200 ))",
+             tmpdir);
+    cr_assert(system(cmd) == 0, "an undelayed sync took 200 ms or more: the test proves nothing");
+}
+
+Test(syscall, calls_pass_after_the_window)
+{
+    char params[512];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"%s/a/stdout\"}",
+             tmpdir);
+    pid_t sp, wp;
+    const char *dir = launch("[\"sh\", \"-c\", \"echo before; sleep 1; echo after\"]", params,
+                             now_ms() + 400, "a", &sp, &wp);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "after\n");
+}
+
+Test(syscall, revert_by_sigusr1_ends_the_window)
+{
+    char params[512];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"%s/r/stdout\"}",
+             tmpdir);
+    pid_t sp, wp;
+    const char *dir =
+        launch("[\"sh\", \"-c\", \"echo before; sleep 1; echo after\"]", params, 0, "r", &sp, &wp);
+    usleep(300000);
+    cr_assert(kill(sp, SIGUSR1) == 0);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "after\n");
+}
+
+Test(syscall, workload_outlives_a_sigkilled_engine)
+{
+    char params[512];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\", \"openat\", \"read\"], \"errno\": \"EIO\", "
+             "\"path_prefix\": \"/nonexistent\"}");
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/k", tmpdir);
+    int pfd[2];
+    cr_assert(pipe(pfd) == 0);
+    pid_t engine = fork();
+    cr_assert(engine >= 0);
+    if (engine == 0) {
+        close(pfd[0]);
+        json_error_t je;
+        json_t *t = json_loads("{\"command\": [\"sh\", \"-c\", \"sleep 1; cat /etc/hostname; "
+                               "echo done\"]}",
+                               0, &je);
+        json_t *p = json_loads(params, 0, &je);
+        struct sys_spec *s = NULL;
+        struct chaos_err err = {0};
+        pid_t sp, wp;
+        if (!t || !p || sys_spec_parse(t, p, "", &s, &err) < 0 ||
+            sys_super_start(s, dir, 0, &sp, &wp, &err) < 0)
+            _exit(1);
+        IGNORE_RESULT(write(pfd[1], "ok", 2));
+        pause();
+        _exit(0);
+    }
+    close(pfd[1]);
+    char b[2];
+    cr_assert(read(pfd[0], b, 2) == 2, "the engine did not start the workload");
+    close(pfd[0]);
+    cr_assert(kill(engine, SIGKILL) == 0);
+    int wst;
+    cr_assert(waitpid(engine, &wst, 0) == engine);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(st, "exited 0\n");
+    char *out = slurp(dir, SYS_OUT_STDOUT);
+    cr_assert(out && strstr(out, "done\n"), "stdout: %s", out ? out : "(none)");
+    char *e = slurp(dir, SYS_OUT_STDERR);
+    cr_assert(e && e[0] == '\0', "stderr: %s", e);
+}
