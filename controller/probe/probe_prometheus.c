@@ -358,7 +358,7 @@ static bool judge_vector(const struct prom_probe *pp, const struct vec *vec, dou
                  cmp_op_str(pp->value.op), pp->value.value, v.v[0]);
         return false;
     }
-    if (v.metric && v.metric[bad])
+    if (v.metric && v.metric[bad] && json_object_size(v.metric[bad]))
         format_labels(v.metric[bad], labels, sizeof labels);
     *value = v.v[bad];
     snprintf(why, size, "value %g%s%s, wanted %s %g%s", v.v[bad], *labels ? " of " : "", labels,
