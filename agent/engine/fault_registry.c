@@ -4,11 +4,13 @@
 
 extern const struct fault_ops fault_process_ops;
 extern const struct fault_ops fault_network_ops;
+extern const struct fault_ops fault_syscall_ops;
 
 /* Every fault kind this build knows, in the order docs list them. */
 static const struct fault_ops *const fault_kinds[] = {
     &fault_network_ops,
     &fault_process_ops,
+    &fault_syscall_ops,
 };
 
 const struct fault_ops *fault_ops_find(const char *kind)
@@ -21,5 +23,5 @@ const struct fault_ops *fault_ops_find(const char *kind)
 
 const char *fault_kinds_list(void)
 {
-    return "network, process";
+    return "network, process, syscall";
 }

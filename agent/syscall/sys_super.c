@@ -225,6 +225,26 @@ static int take_listener(int pidfd, pid_t pid)
     return -1;
 }
 
+/* Closes every fd above 2 but keep. */
+static void close_others(int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    int fds[1024];
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 1024) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd > 2 && fd != keep && fd != dfd)
+            fds[n++] = fd;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
 /* The supervisor's life; never returns. */
 __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const char *out_dir,
                                                 int64_t deadline_ms, int ready_fd)
@@ -236,6 +256,14 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
     struct sigaction sa = {.sa_handler = on_usr1};
     sigaction(SIGUSR1, &sa, NULL);
     IGNORE_RESULT(setsid());
+
+    /* Hold nothing of the engine's: not its terminal or output pipe (a
+     * caller reading chaos run's output to the end would wait for the
+     * workload), not the pipe its guard watches. */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+        _exit(1);
+    close_others(ready_fd);
 
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDOUT);
