@@ -620,7 +620,7 @@ void sys_spec_plan(const struct sys_spec *s, char *buf, size_t size)
     }
     char most[48] = "";
     if (s->max)
-        snprintf(most, sizeof most, ", at most %lld times", s->max);
+        snprintf(most, sizeof most, ", at most %lld time%s", s->max, s->max == 1 ? "" : "s");
     snprintf(buf, size,
              "syscalls %s: %s%s; calls %lld+ every %lld%s%s%s, probability %g, "
              "command '%s'",
