@@ -198,6 +198,12 @@ int agent_policy_check(const struct agent_policy *p, const char *kind, const jso
                                  have, max);
         }
     }
+    /* A target that is a command to launch would make the token a remote
+     * root shell: the agent injects into what runs, it never starts things
+     * for the network, whatever the policy says. */
+    if (json_object_get(target, "command"))
+        return chaos_err_set(err, EPERM, "target.command: the agent never launches commands "
+                             "for remote callers; run this fault with `chaos run` on the machine");
     if (strcmp(kind, "process") == 0)
         return check_process(p, target, err);
     if (strcmp(kind, "network") == 0)

@@ -99,6 +99,9 @@ api POST /v1/faults "$(pause_body "$APID" 5s)"
 api POST /v1/faults '{"name": "cut", "kind": "network", "target": {"interface": "lo"}, "params": {"partition": true}, "duration": "5s"}'
 [[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "params.partition: 100% loss is above the policy's max_loss 50%" ||
     fail "max_loss: $CODE $(cat "$T/body")"
+api POST /v1/faults '{"name": "cmd", "kind": "syscall", "target": {"command": ["/bin/true"]}, "params": {"syscalls": ["write"], "errno": "EIO"}, "duration": "5s"}'
+[[ $CODE == 403 || $CODE == 400 ]] && jfield 'r["error"]' | grep -qE "target.command: the agent never launches|kind: unknown" ||
+    fail "a command to launch: $CODE $(cat "$T/body")"
 is_running "$VPID" || fail "a refused fault paused the process"
 api POST /v1/faults "$(pause_body "$VPID" 5s)"
 [[ $CODE == 201 ]] || fail "an allowed fault: $CODE $(cat "$T/body")"
