@@ -400,7 +400,8 @@ static void post_fault(struct agent *a, const char *body, size_t len, struct age
     observe(&a->apply_s, (double)(loop_now_us() - t0) / 1e6);
     if (r < 0) {
         a->failed++;
-        fprintf(stderr, "chaos-agent: fault '%s': apply failed: %s\n", f->name, err.msg);
+        chaos_err_prefix(&err, "fault '%s'", f->name);
+        fprintf(stderr, "chaos-agent: %s\n", err.msg);
         return reply_error(out, 500, err.msg);
     }
     a->applied++;

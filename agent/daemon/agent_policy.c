@@ -49,7 +49,8 @@ static void list_text(const struct agent_policy_list *l, char *buf, size_t size)
         off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? ", " : "", l->v[i]);
 }
 
-/* Judges value (of field, in category cat) against both lists. */
+/* Judges value (of field, in category cat) against both lists. what (may
+ * be "") names what the value belongs to, e.g. "process 812 ". */
 static int judge(const struct agent_policy *p, enum agent_policy_cat cat, const char *field,
                  const char *value, const char *what, struct chaos_err *err)
 {
@@ -101,7 +102,7 @@ static int check_process(const struct agent_policy *p, const json_t *t, struct c
         fclose(f);
         comm[strcspn(comm, "\n")] = '\0';
         char what[48];
-        snprintf(what, sizeof what, "process %lld is ", pid);
+        snprintf(what, sizeof what, "process %lld, named ", pid);
         return judge(p, POLICY_PROCESS_NAMES, "target.pid", comm, what, err);
     }
     static const struct {

@@ -113,6 +113,17 @@ jfield '[e["detail"] for e in r["events"] if e["event"] == "reverted"][0]' |
     grep -q "target gone: process $VPID (agent-v5) exited" || fail "no target-gone reason: $(cat "$T/body")"
 ok "a fault whose target died is marked reverted with the reason"
 
+# An apply that fails is a 500 naming the fault, and leaves nothing applied.
+sleep 0.01 &
+DEAD=$!
+wait "$DEAD"
+api POST /v1/faults "$(pause_body "$DEAD" 5s)"
+[[ $CODE == 500 ]] && jfield 'r["error"]' | grep -q "^fault 'pause $DEAD': " || fail "apply on a dead pid: $CODE $(cat "$T/body")"
+api GET /metrics
+grep -qx 'chaos_agent_faults_failed_total 1' "$T/body" || fail "the failed apply is not counted"
+grep -qx 'chaos_agent_faults_active{kind="process"} 0' "$T/body" || fail "a failed apply counts as active"
+ok "a failed apply is a 500 and leaves nothing applied"
+
 # 5. A second agent on the same journal is refused; the first keeps serving.
 FIRST_PORT=$PORT
 cp "$T/a.json" "$T/a2.json"
