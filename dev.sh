@@ -15,7 +15,7 @@ BUILD_PACKAGES=(build-essential cmake pkg-config curl iproute2 procps
 # kernel package adds files under /boot and /lib/modules; nothing boots it
 # but tests/vm/vm-run.
 TEST_PACKAGES=(libcriterion-dev python3 python3-jsonschema libxml2-utils openssl
-    qemu-system-x86 linux-image-amd64 cpio kmod iputils-ping prometheus prometheus-alertmanager)
+    qemu-system-x86 linux-image-amd64 cpio kmod iputils-ping prometheus prometheus-alertmanager curl sqlite3)
 
 install_missing() {
     local missing=() p
