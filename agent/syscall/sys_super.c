@@ -272,7 +272,10 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
     int errfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int nr_execve = seccomp_syscall_resolve_name("execve");
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    /* A call of another ABI (a 32-bit program the workload runs) is not
+     * ours to judge: libseccomp's default would kill the caller. */
     bool ok = outfd >= 0 && errfd >= 0 && ctx && nr_execve >= 0 &&
+              seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ALLOW) == 0 &&
               seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr_execve, 0) == 0;
     for (size_t i = 0; ok && i < s->n_nr; i++)
         if (s->nr[i] != nr_execve && seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr[i], 0) != 0)

@@ -423,3 +423,89 @@ Test(syscall, workload_outlives_a_sigkilled_engine)
     char *e = slurp(dir, SYS_OUT_STDERR);
     cr_assert(e && e[0] == '\0', "stderr: %s", e);
 }
+
+Test(syscall, every_thread_of_a_multithreaded_workload_is_covered)
+{
+    char params[512], argv[1024];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_glob\": \"%s/mt/x*\"}",
+             tmpdir);
+    snprintf(argv, sizeof argv,
+             "[\"/usr/bin/python3\", \"-c\", \"import os, threading\\n"
+             "res = []\\n"
+             "def w(i):\\n"
+             "    fd = os.open('%s/mt/x%%d' %% i, os.O_WRONLY | os.O_CREAT)\\n"
+             "    try:\\n"
+             "        os.write(fd, b'x'); res.append('ok')\\n"
+             "    except OSError as e:\\n"
+             "        res.append(e.errno)\\n"
+             "ts = [threading.Thread(target=w, args=(i,)) for i in range(4)]\\n"
+             "[t.start() for t in ts]; [t.join() for t in ts]\\n"
+             "os.write(1, repr(sorted(res, key=str)).encode())\\n\"]",
+             tmpdir);
+    pid_t sp, wp;
+    const char *dir = launch(argv, params, now_ms() + 20000, "mt", &sp, &wp);
+    char *st = wait_status(dir, 20000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(st, "exited 0\n", "status %s, stderr %s", st, slurp(dir, SYS_OUT_STDERR));
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "[5, 5, 5, 5]");
+}
+
+static const struct fault_ops *ops(void)
+{
+    const struct fault_ops *o = fault_ops_find("syscall");
+    cr_assert(o, "the registry does not know the syscall kind");
+    return o;
+}
+
+Test(syscall, ops_apply_journal_revert_and_recover)
+{
+    char path[128];
+    struct chaos_err err = {0};
+    struct journal *j = NULL;
+    snprintf(path, sizeof path, "%s/journal.jsonl", tmpdir);
+    cr_assert(journal_open(path, &j, &err) == 0, "journal_open: %s", err.msg);
+    char target[512];
+    snprintf(target, sizeof target,
+             "{\"command\": [\"sh\", \"-c\", \"echo a; sleep 1; echo b\"], \"output_dir\": "
+             "\"%s/ops\"}",
+             tmpdir);
+    char params[256];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"%s/ops/stdout\"}",
+             tmpdir);
+    json_error_t je;
+    json_t *t = json_loads(target, 0, &je), *p = json_loads(params, 0, &je);
+    void *spec = NULL, *state = NULL;
+    struct fault_info info = {0};
+    cr_assert(ops()->parse(t, p, "f", &spec, &info, &err) == 0, "%s", err.msg);
+    json_decref(t);
+    json_decref(p);
+    cr_assert(info.lasting && info.needs_duration);
+    struct fault_env env = {
+        .journal = j, .fault_id = "f1-sys", .kind = "syscall", .deadline_ms = now_ms() + 20000};
+    int64_t next = 0;
+    cr_assert(ops()->apply(&env, spec, &state, &next, &err) == 0, "apply: %s", err.msg);
+    char desc[512];
+    ops()->describe(state, desc, sizeof desc);
+    cr_assert(strstr(desc, "under supervisor"), "%s", desc);
+    usleep(300000);
+    cr_assert(ops()->revert(&env, state, &err) == 0, "revert: %s", err.msg);
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/ops", tmpdir);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "b\n");
+    /* Reverting or recovering a supervisor that is gone is fine. */
+    cr_assert(ops()->revert(&env, state, &err) == 0, "second revert: %s", err.msg);
+    json_t *undo = json_pack("{s:s,s:i,s:I}", "output_dir", dir, "supervisor", 999999999, "start",
+                             (json_int_t)1);
+    cr_assert(ops()->recover(undo, &err) == 0, "recover: %s", err.msg);
+    json_decref(undo);
+    undo = json_pack("{s:s}", "output_dir", dir);
+    cr_assert(ops()->recover(undo, &err) == 0, "recover before start: %s", err.msg);
+    json_decref(undo);
+    ops()->free_state(state);
+    ops()->free_spec(spec);
+    journal_close(j, true);
+}
