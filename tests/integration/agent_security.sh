@@ -88,7 +88,7 @@ ok "400 on unknown fields, malformed JSON and bad specs; 413 over 64 KiB"
 
 # 403: the policy (a name not allowed, a duration above max_duration, PID 1 / the agent).
 api POST /v1/faults "$(pause_body "$VPID" 5s)"
-[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.pid: process $VPID is 'agent-s1' is not in the policy's allow.process_names (agent-ok)" ||
+[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.pid: process $VPID, named 'agent-s1' is not in the policy's allow.process_names (agent-ok)" ||
     fail "name not allowed: $CODE $(cat "$T/body")"
 start_victim agent-ok
 api POST /v1/faults "$(pause_body "$VPID" 1m)"
