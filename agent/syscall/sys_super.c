@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -25,6 +27,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 
 #include "util.h"
@@ -284,6 +287,26 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
         IGNORE_RESULT(write(ready_fd, "E cannot build the seccomp filter", 34));
         _exit(1);
     }
+    /* The program itself, to load it with flags libseccomp 2.5 lacks. */
+    struct sock_fprog prog = {0};
+    int mfd = ok ? memfd_create("chaos-syscall-bpf", MFD_CLOEXEC) : -1;
+    off_t size = -1;
+    if (mfd >= 0 && seccomp_export_bpf(ctx, mfd) == 0)
+        size = lseek(mfd, 0, SEEK_END);
+    if (size > 0 && size % (off_t)sizeof(struct sock_filter) == 0 && size < 1 << 20) {
+        prog.filter = malloc((size_t)size);
+        prog.len = (unsigned short)((size_t)size / sizeof(struct sock_filter));
+        if (prog.filter && pread(mfd, prog.filter, (size_t)size, 0) != size) {
+            free(prog.filter);
+            prog.filter = NULL;
+        }
+    }
+    if (mfd >= 0)
+        close(mfd);
+    if (!prog.filter) {
+        IGNORE_RESULT(write(ready_fd, "E cannot export the seccomp filter", 34));
+        _exit(1);
+    }
     pid_t w = fork();
     if (w < 0) {
         IGNORE_RESULT(write(ready_fd, "E fork", 6));
@@ -298,12 +321,24 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
         signal(SIGUSR1, SIG_DFL);
         if (dup2(outfd, 1) < 0 || dup2(errfd, 2) < 0)
             _exit(126);
-        if (seccomp_load(ctx) != 0)
+        /* WAIT_KILLABLE_RECV (5.19): once the supervisor holds a call, only
+         * a fatal signal interrupts it, as for a call that really blocks in
+         * the kernel (an fsync never returns EINTR because of us). */
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            _exit(126);
+        long lfd = syscall(
+            SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+        if (lfd < 0 && errno == EINVAL)
+            lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                          &prog);
+        if (lfd < 0)
             _exit(126);
         execvp(s->argv[0], s->argv);
         _exit(127);
     }
     seccomp_release(ctx);
+    free(prog.filter);
     close(outfd);
     close(errfd);
     int pidfd = (int)syscall(SYS_pidfd_open, w, 0);

@@ -509,3 +509,33 @@ Test(syscall, ops_apply_journal_revert_and_recover)
     ops()->free_spec(spec);
     journal_close(j, true);
 }
+
+/* A signal while the supervisor holds a call (a delayed fsync) runs its
+ * handler when the call ends, and the call does not fail with EINTR, as for
+ * an fsync that really blocks in the kernel. Perl installs its handlers
+ * without SA_RESTART, so an interrupted fsync would show "fail". */
+Test(syscall, signal_during_a_held_call_behaves_as_without_us)
+{
+    char script[128];
+    snprintf(script, sizeof script, "%s/sig.pl", tmpdir);
+    FILE *f = fopen(script, "w");
+    cr_assert(f);
+    fprintf(f,
+            "use IO::Handle; use Time::HiRes qw(ualarm);\n"
+            "my $n = 0; $SIG{ALRM} = sub { $n++ };\n"
+            "open(my $f, '>', '%s/sig.data') or die; print $f 'x'; $f->flush;\n"
+            "ualarm(100000); my $r = $f->sync;\n"
+            "print(($r ? 'ok' : \"fail $!\") . \" alarms=$n\\n\");\n",
+            tmpdir);
+    cr_assert(fclose(f) == 0);
+    char argv[256];
+    snprintf(argv, sizeof argv, "[\"perl\", \"%s\"]", script);
+    pid_t sp, wp;
+    const char *dir = launch(argv, "{\"syscalls\": [\"fsync\"], \"delay\": \"400ms\"}",
+                             now_ms() + 20000, "sig", &sp, &wp);
+    char *st = wait_status(dir, 10000);
+    cr_assert(st, "the workload did not end");
+    cr_assert_str_eq(slurp(dir, SYS_OUT_STDOUT), "ok alarms=1\n", "stderr: %s",
+                     slurp(dir, SYS_OUT_STDERR));
+    cr_assert_str_eq(slurp(dir, SYS_OUT_INJECTED), "1\n");
+}
