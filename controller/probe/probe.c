@@ -126,6 +126,12 @@ static int parse_budget(const json_t *expect, const char *kind, struct probe_bud
                              "query gives the error ratio");
     else if (strcmp(src, "samples") != 0)
         return chaos_err_set(err, EINVAL, "expect.budget.source: must be \"samples\" or \"value\"");
+    /* An eventually check passes at its first good sample: a budget over
+     * the window would never be judged. */
+    if (json_object_get(expect, "within"))
+        return chaos_err_set(err, EINVAL,
+                             "expect.budget: cannot be combined with within: a budget is judged "
+                             "over the whole window");
     b->ratio_written = json_object_get(expect, "success_ratio") != NULL;
     b->set = true;
     return 0;

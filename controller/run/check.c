@@ -301,6 +301,18 @@ bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t start
     const struct check *c = r->check;
     if (r->n_obs == 0)
         return false;
+    const struct probe_budget *b = c->probe ? probe_budget(c->probe) : NULL;
+    if (b && b->set) {
+        /* abort_when with a budget: stop once the samples so far have burned
+         * more than max_burn (the budget does not wait for for). */
+        char why[384];
+        snprintf(why, sizeof why, "%zu/%zu ok", r->n_ok, r->n_obs);
+        if (budget_holds(r, b, why, sizeof why))
+            return false;
+        snprintf(r->reason, sizeof r->reason, "%s so far", why);
+        r->verdict = CHECK_FAILED;
+        return true;
+    }
     if (c->for_ms > 0 && now_ms - started_ms < c->for_ms)
         return false; /* the condition must have had a chance to hold for the whole period */
     /* obs are kept in the order their outcomes came, so the window is a

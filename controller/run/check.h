@@ -90,9 +90,10 @@ void check_set_in_flight_at_end(struct check_result *r, size_t n);
 /* abort_when: evaluates the check's conditions over the samples whose
  * outcome was observed in the last for_ms, whenever their probe started
  * (only the latest sample when for_ms is 0; only once sampling has gone on
- * for for_ms). now_ms and started_ms are monotonic. Returns true when the
- * abort condition holds; verdict is then CHECK_FAILED and reason explains
- * it. */
+ * for for_ms). now_ms and started_ms are monotonic. With an error budget
+ * the condition is instead "the samples so far burned more than max_burn".
+ * Returns true when the abort condition holds; verdict is then CHECK_FAILED
+ * and reason explains it. */
 bool check_abort_triggered(struct check_result *r, int64_t now_ms, int64_t started_ms);
 
 /* The samples summary for reports: count, ok, ratio, latency stats, errors,

@@ -423,3 +423,27 @@ Test(probe_prom, eventually_reports_the_time_it_took)
     check_result_free(&r);
     probe_free(p);
 }
+
+Test(probe_prom, budget_in_abort_when_and_not_with_within)
+{
+    parse_fails(PROM, "{\"within\": \"5s\", \"budget\": {\"slo\": \"99%\", \"period\": \"1h\", "
+                      "\"max_burn\": \"1%\"}}",
+                "expect.budget: cannot be combined with within");
+    /* abort once more than 1% of an hour's 99% budget is gone: 1 failure in
+     * 10 one-second samples burns 0.1/0.01 x 10/3600 = 2.8%. */
+    struct probe *p = parse_ok(PROM, "{\"budget\": {\"slo\": \"99%\", \"period\": \"1h\", "
+                                     "\"max_burn\": \"1%\"}}");
+    struct check c = budget_check(p);
+    c.section = SECTION_ABORT;
+    c.for_ms = 0;
+    struct check_result r;
+    check_result_init(&r, &c);
+    for (int i = 0; i < 9; i++)
+        add(&r, i * 1000, true, 0);
+    cr_expect_not(check_abort_triggered(&r, 9000, 0), "%s", r.reason);
+    add(&r, 9000, false, 0);
+    cr_expect(check_abort_triggered(&r, 10000, 0));
+    cr_expect(strstr(r.reason, "error budget burned 2.778%, allowed 1%"), "%s", r.reason);
+    check_result_free(&r);
+    probe_free(p);
+}
