@@ -270,9 +270,9 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
 
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDOUT);
-    int outfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int outfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDERR);
-    int errfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int errfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     int nr_execve = seccomp_syscall_resolve_name("execve");
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     /* A call of another ABI (a 32-bit program the workload runs) is not
@@ -446,6 +446,16 @@ int sys_super_start(const struct sys_spec *s, const char *out_dir, int64_t deadl
 {
     if (mkdir(out_dir, 0755) < 0 && errno != EEXIST)
         return chaos_err_set(err, errno, "cannot create %s: %s", out_dir, strerror(errno));
+    /* The default lives in /tmp: a folder someone else made there (or a
+     * symlink) must not get our files. */
+    struct stat sb;
+    if (lstat(out_dir, &sb) < 0)
+        return chaos_err_set(err, errno, "%s: %s", out_dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 022))
+        return chaos_err_set(err, EPERM,
+                             "%s: not a folder of ours (it must be a directory owned by uid "
+                             "%d, writable by nobody else, not a symlink)",
+                             out_dir, (int)geteuid());
     char old[PATH_MAX];
     snprintf(old, sizeof old, "%s/%s", out_dir, SYS_OUT_STATUS);
     IGNORE_RESULT(unlink(old));

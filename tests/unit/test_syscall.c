@@ -539,3 +539,16 @@ Test(syscall, signal_during_a_held_call_behaves_as_without_us)
                      slurp(dir, SYS_OUT_STDERR));
     cr_assert_str_eq(slurp(dir, SYS_OUT_INJECTED), "1\n");
 }
+
+Test(syscall, an_output_folder_that_is_not_ours_is_refused)
+{
+    char link[128];
+    snprintf(link, sizeof link, "%s/planted", tmpdir);
+    cr_assert(symlink("/etc", link) == 0);
+    struct sys_spec *s = parse_ok(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}");
+    struct chaos_err err = {0};
+    pid_t sp = 0, wp = 0;
+    cr_assert(sys_super_start(s, link, 0, &sp, &wp, &err) < 0, "a symlinked folder was used");
+    cr_assert(strstr(err.msg, "not a folder of ours"), "%s", err.msg);
+    sys_spec_free(s);
+}
