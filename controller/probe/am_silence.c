@@ -85,8 +85,8 @@ static json_t *matcher_json(const char *m, size_t i, struct chaos_err *err)
                       i, q);
         return NULL;
     }
-    json_t *j = json_pack("{s:s%, s:s, s:b, s:b}", "name", m, n, "value", op + oplen, "isRegex",
-                          re, "isEqual", eq);
+    json_t *j = json_pack("{s:s%, s:s, s:b, s:b}", "name", m, n, "value", op + oplen, "isRegex", re,
+                          "isEqual", eq);
     if (!j)
         chaos_err_set(err, ENOMEM, "silence: out of memory");
     return j;
@@ -142,10 +142,10 @@ int am_silence_create(struct am_silencer *s, const struct am_silence_spec *spec,
     char from[40], to[40];
     rfc3339(spec->starts_unix_ms, from, sizeof from);
     rfc3339(spec->ends_unix_ms, to, sizeof to);
-    json_t *body = json_pack("{s:o, s:s, s:s, s:s, s:s}", "matchers", ms, "startsAt", from,
-                             "endsAt", to, "createdBy",
-                             spec->created_by ? spec->created_by : "chaos", "comment",
-                             spec->comment ? spec->comment : "");
+    json_t *body =
+        json_pack("{s:o, s:s, s:s, s:s, s:s}", "matchers", ms, "startsAt", from, "endsAt", to,
+                  "createdBy", spec->created_by ? spec->created_by : "chaos", "comment",
+                  spec->comment ? spec->comment : "");
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     struct op *o = text ? calloc(1, sizeof *o) : NULL;
@@ -154,8 +154,8 @@ int am_silence_create(struct am_silencer *s, const struct am_silence_spec *spec,
         return chaos_err_set(err, ENOMEM, "silence: out of memory");
     }
     *o = (struct op){.created = done, .arg = arg};
-    int r = pcurl_request(s->pc, &s->conn, "POST", "/api/v2/silences", text, on_created, free, o,
-                          err);
+    int r =
+        pcurl_request(s->pc, &s->conn, "POST", "/api/v2/silences", text, on_created, free, o, err);
     free(text);
     if (r < 0)
         free(o);

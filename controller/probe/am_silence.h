@@ -27,9 +27,9 @@ struct am_silence_spec {
     const char *const *matchers; /* "alertname=CheckoutSlow", "severity=~page|ticket" */
     size_t n_matchers;           /* 1-32 */
     int64_t starts_unix_ms;
-    int64_t ends_unix_ms;        /* the silence expires by itself then, even if we die */
-    const char *created_by;      /* e.g. "chaos" */
-    const char *comment;         /* carries the run id, so recovery can find it */
+    int64_t ends_unix_ms;   /* the silence expires by itself then, even if we die */
+    const char *created_by; /* e.g. "chaos" */
+    const char *comment;    /* carries the run id, so recovery can find it */
 };
 
 /* id is the new silence's id (NULL on failure); error says why (NULL on success). */

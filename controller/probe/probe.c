@@ -15,10 +15,7 @@
 
 /* Every kind this version knows, in the order error messages list them. */
 static const struct probe_ops *const kinds[] = {
-    &probe_http_ops,
-    &probe_command_ops,
-    &probe_prometheus_ops,
-    &probe_prometheus_alert_ops,
+    &probe_http_ops,         &probe_command_ops, &probe_prometheus_ops, &probe_prometheus_alert_ops,
     &probe_alertmanager_ops,
 };
 #define N_KINDS ARRAY_SIZE(kinds)

@@ -51,9 +51,9 @@ struct alert_probe {
     char *alert;
     struct matcher m[AM_MAX_MATCHERS];
     size_t n_m;
-    unsigned states;         /* alertmanager: ST_* wanted */
-    bool firing;             /* alertmanager; prometheus_alert without state */
-    int want_state;          /* prometheus_alert: enum rule_state, -1 when "firing" given */
+    unsigned states; /* alertmanager: ST_* wanted */
+    bool firing;     /* alertmanager; prometheus_alert without state */
+    int want_state;  /* prometheus_alert: enum rule_state, -1 when "firing" given */
     char *desc;
 };
 
@@ -94,8 +94,7 @@ static bool is_label_name(const char *s, size_t n)
 }
 
 /* "severity=page", "job!=x", "service=~check.*", "env!~\"dev|test\"". */
-static int parse_matcher(const char *s, const char *path, struct matcher *m,
-                         struct chaos_err *err)
+static int parse_matcher(const char *s, const char *path, struct matcher *m, struct chaos_err *err)
 {
     char q[64];
     probe_quote(s, q, sizeof q);
@@ -116,8 +115,8 @@ static int parse_matcher(const char *s, const char *path, struct matcher *m,
                              "label=~regex or label!~regex",
                              path, q);
     if (!is_label_name(s, n))
-        return chaos_err_set(err, EINVAL, "%s: %s: the label name must match [a-zA-Z_][a-zA-Z0-9_]*",
-                             path, q);
+        return chaos_err_set(err, EINVAL,
+                             "%s: %s: the label name must match [a-zA-Z_][a-zA-Z0-9_]*", path, q);
     const char *v = op + oplen;
     size_t vlen = strlen(v);
     if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"')
@@ -149,10 +148,14 @@ static bool matcher_holds(const struct matcher *m, const json_t *labels)
     if (!v)
         v = ""; /* a missing label matches "" as in Prometheus */
     switch (m->op) {
-    case MOP_EQ: return strcmp(v, m->value) == 0;
-    case MOP_NE: return strcmp(v, m->value) != 0;
-    case MOP_RE: return regexec(&m->re, v, 0, NULL, 0) == 0;
-    case MOP_NRE: return regexec(&m->re, v, 0, NULL, 0) != 0;
+    case MOP_EQ:
+        return strcmp(v, m->value) == 0;
+    case MOP_NE:
+        return strcmp(v, m->value) != 0;
+    case MOP_RE:
+        return regexec(&m->re, v, 0, NULL, 0) == 0;
+    case MOP_NRE:
+        return regexec(&m->re, v, 0, NULL, 0) != 0;
     }
     return false;
 }
@@ -232,7 +235,7 @@ static int am_parse(const json_t *obj, const json_t *expect, void **out, struct 
         ap->states = 0;
         for (size_t i = 0; i < json_array_size(arr); i++) {
             const char *s = json_string_value(json_array_get(arr, i));
-            unsigned bit = !s ? 0
+            unsigned bit = !s                              ? 0
                            : strcmp(s, "active") == 0      ? ST_ACTIVE
                            : strcmp(s, "suppressed") == 0  ? ST_SUPPRESSED
                            : strcmp(s, "unprocessed") == 0 ? ST_UNPROCESSED
@@ -289,8 +292,8 @@ static int pa_parse(const json_t *obj, const json_t *expect, void **out, struct 
         if (ap->want_state < 0) {
             char q[64];
             probe_quote(st, q, sizeof q);
-            r = chaos_err_set(err, EINVAL, "expect.state: %s is not one of inactive, pending, firing",
-                              q);
+            r = chaos_err_set(err, EINVAL,
+                              "expect.state: %s is not one of inactive, pending, firing", q);
             goto fail;
         }
     }
@@ -337,8 +340,9 @@ static json_t *alert_to_json(const void *impl)
         if (ap->states & ST_UNPROCESSED)
             json_array_append_new(st, json_string("unprocessed"));
     }
-    json_t *want = ap->want_state >= 0 && ap->rule ? json_string(rule_state_names[ap->want_state])
-                   : json_string(ap->firing ? "firing" : "not firing");
+    json_t *want = ap->want_state >= 0 && ap->rule
+                       ? json_string(rule_state_names[ap->want_state])
+                       : json_string(ap->firing ? "firing" : "not firing");
     if (json_object_set_new(o, "wanted", want) < 0)
         goto fail;
     return o;
@@ -363,7 +367,7 @@ static void judge_am(const struct alert_probe *ap, const json_t *doc, struct sam
         if (!labels_match(ap, json_object_get(a, "labels")))
             continue;
         const char *st = json_string_value(json_object_get(json_object_get(a, "status"), "state"));
-        unsigned bit = !st ? 0
+        unsigned bit = !st                              ? 0
                        : strcmp(st, "active") == 0      ? ST_ACTIVE
                        : strcmp(st, "suppressed") == 0  ? ST_SUPPRESSED
                        : strcmp(st, "unprocessed") == 0 ? ST_UNPROCESSED
@@ -416,8 +420,8 @@ static void judge_rule(const struct alert_probe *ap, const json_t *doc, struct s
                 continue;
             found++;
             if (!ap->n_m) {
-                enum rule_state s = parse_rule_state(
-                    json_string_value(json_object_get(rule, "state")));
+                enum rule_state s =
+                    parse_rule_state(json_string_value(json_object_get(rule, "state")));
                 if (s > state)
                     state = s;
                 continue;
@@ -428,7 +432,8 @@ static void judge_rule(const struct alert_probe *ap, const json_t *doc, struct s
             {
                 if (!labels_match(ap, json_object_get(a, "labels")))
                     continue;
-                enum rule_state s = parse_rule_state(json_string_value(json_object_get(a, "state")));
+                enum rule_state s =
+                    parse_rule_state(json_string_value(json_object_get(a, "state")));
                 if (s > state)
                     state = s;
             }
@@ -442,8 +447,7 @@ static void judge_rule(const struct alert_probe *ap, const json_t *doc, struct s
     }
     out->has_value = true;
     out->value = (double)state;
-    snprintf(out->detail, sizeof out->detail, "rule %s is %s", ap->alert,
-             rule_state_names[state]);
+    snprintf(out->detail, sizeof out->detail, "rule %s is %s", ap->alert, rule_state_names[state]);
     if (ap->want_state >= 0)
         out->ok = (int)state == ap->want_state;
     else

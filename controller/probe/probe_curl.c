@@ -75,8 +75,8 @@ static int read_secret(const json_t *obj, const char *ctx, const char *key, bool
     } else {
         const char *v = getenv(name);
         if (!v)
-            return chaos_err_set(err, ENOENT, "%s.%s: environment variable %s is not set", ctx,
-                                 key, name);
+            return chaos_err_set(err, ENOENT, "%s.%s: environment variable %s is not set", ctx, key,
+                                 name);
         len = strlen(v);
         if (len > PCONN_SECRET_MAX)
             len = PCONN_SECRET_MAX + 1;
@@ -89,8 +89,9 @@ static int read_secret(const json_t *obj, const char *ctx, const char *key, bool
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         buf[--len] = '\0';
     if (!len || strlen(buf) != len || strpbrk(buf, "\r\n"))
-        return chaos_err_set(err, EINVAL, "%s.%s: the secret in %s is empty or holds a NUL, CR or LF",
-                             ctx, key, name);
+        return chaos_err_set(err, EINVAL,
+                             "%s.%s: the secret in %s is empty or holds a NUL, CR or LF", ctx, key,
+                             name);
     *out = strdup(buf);
     explicit_bzero(buf, sizeof buf);
     size_t n = strlen(name) + 6;
@@ -174,12 +175,10 @@ int pconn_parse(const json_t *obj, const char *ctx, struct pconn *c, struct chao
     char q[64];
     probe_quote(url, q, sizeof q);
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
-        return chaos_err_set(err, EINVAL, "%s.url: %s must start with http:// or https://", ctx,
-                             q);
+        return chaos_err_set(err, EINVAL, "%s.url: %s must start with http:// or https://", ctx, q);
     size_t len = strlen(url);
     if (len > PCONN_URL_MAX)
-        return chaos_err_set(err, EINVAL, "%s.url: longer than %d characters", ctx,
-                             PCONN_URL_MAX);
+        return chaos_err_set(err, EINVAL, "%s.url: longer than %d characters", ctx, PCONN_URL_MAX);
     if (strpbrk(url, "?#"))
         return chaos_err_set(err, EINVAL,
                              "%s.url: %s must be the base URL (no query or fragment): the probe "
@@ -252,8 +251,8 @@ int pconn_to_json(const struct pconn *c, json_t *o)
         return -ENOMEM;
     if ((c->ca_file || c->insecure) &&
         json_object_set_new(o, "tls",
-                            json_pack("{s:s?, s:b}", "ca_file", c->ca_file,
-                                      "insecure_skip_verify", c->insecure)) < 0)
+                            json_pack("{s:s?, s:b}", "ca_file", c->ca_file, "insecure_skip_verify",
+                                      c->insecure)) < 0)
         return -ENOMEM;
     return 0;
 }
@@ -463,7 +462,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 static void finish(struct preq *q, CURLcode rc)
 {
     char why[256];
-    struct pcurl_reply rep = {.status = -1, .body = q->buf ? q->buf : "", .len = q->len,
+    struct pcurl_reply rep = {.status = -1,
+                              .body = q->buf ? q->buf : "",
+                              .len = q->len,
                               .truncated = q->truncated,
                               .latency_us = loop_now_us() - q->t0_us};
     long code = 0;
@@ -514,8 +515,8 @@ static void fail_in_flight(struct pcurl *pc, CURLMcode mc)
         char why[160];
         snprintf(why, sizeof why, "the event loop cannot drive the request: %s",
                  curl_multi_strerror(mc));
-        struct pcurl_reply rep = {.status = -1, .body = "", .error = why,
-                                  .latency_us = loop_now_us() - q->t0_us};
+        struct pcurl_reply rep = {
+            .status = -1, .body = "", .error = why, .latency_us = loop_now_us() - q->t0_us};
         pcurl_done_cb done = q->done;
         void *arg = q->arg;
         req_destroy(q);
@@ -560,7 +561,7 @@ static void drive(struct pcurl *pc, curl_socket_t fd, int mask)
     do {                                                                                           \
         CURLcode c_ = curl_easy_setopt(q->easy, opt, val);                                         \
         if (c_ != CURLE_OK) {                                                                      \
-            r = chaos_err_set(err, EINVAL, "cannot set %s: %s", #opt, curl_easy_strerror(c_));    \
+            r = chaos_err_set(err, EINVAL, "cannot set %s: %s", #opt, curl_easy_strerror(c_));     \
             goto fail;                                                                             \
         }                                                                                          \
     } while (0)

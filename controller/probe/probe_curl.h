@@ -22,8 +22,8 @@ struct pconn {
     char *password_src; /* "env FOO" or "file /x": what the report shows */
     char *bearer;       /* bearer token; NULL when none */
     char *bearer_src;
-    char *ca_file;      /* NULL: the system's CAs */
-    bool insecure;      /* tls.insecure_skip_verify, only when written */
+    char *ca_file; /* NULL: the system's CAs */
+    bool insecure; /* tls.insecure_skip_verify, only when written */
 };
 
 /* Keys pconn_parse reads; a kind adds its own (see pconn_keys_with). */
@@ -49,7 +49,7 @@ void pcurl_free(struct pcurl *pc);
 /* The outcome of one request. error is NULL when an HTTP answer came (any
  * status); otherwise it says why not ("connect: Connection refused"). */
 struct pcurl_reply {
-    int status; /* -1 without an answer */
+    int status;       /* -1 without an answer */
     const char *body; /* NUL-terminated, at most 4 MiB kept */
     size_t len;
     bool truncated;
@@ -65,9 +65,8 @@ typedef void (*pcurl_cancel_cb)(void *arg);
  * is called once, later, from the loop; if pc is freed first, cancel (when
  * not NULL) is called instead, from pcurl_free. Returns 0
  * or a negative errno with err set (done is then never called). */
-int pcurl_request(struct pcurl *pc, const struct pconn *conn, const char *method,
-                  const char *path, const char *body, pcurl_done_cb done,
-                  pcurl_cancel_cb cancel, void *arg,
+int pcurl_request(struct pcurl *pc, const struct pconn *conn, const char *method, const char *path,
+                  const char *body, pcurl_done_cb done, pcurl_cancel_cb cancel, void *arg,
                   struct chaos_err *err) __attribute__((warn_unused_result));
 
 /* curl_easy_escape for query values; a new string or NULL on ENOMEM. */

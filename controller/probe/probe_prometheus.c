@@ -24,7 +24,7 @@
 #define PROM_MAX_POINTS 11000 /* Prometheus refuses more points per series */
 
 static const char *const prom_keys[] = {PCONN_KEYS, "query", "step", NULL};
-static const char *const prom_expect_keys[] = {"value", "series", "reduce", "count",
+static const char *const prom_expect_keys[] = {"value", "series",   "reduce", "count",
                                                "empty", "held_for", NULL};
 
 enum prom_series { SERIES_ALL, SERIES_ANY };
@@ -70,8 +70,8 @@ static void prom_free(void *impl)
 }
 
 /* Reads obj.key, one of names, into *out (its index). */
-static int parse_enum(const json_t *obj, const char *ctx, const char *key,
-                      const char *const *names, int *out, struct chaos_err *err)
+static int parse_enum(const json_t *obj, const char *ctx, const char *key, const char *const *names,
+                      int *out, struct chaos_err *err)
 {
     const char *s;
     int r = obj ? jv_string(obj, ctx, key, false, &s, err) : 0;
@@ -100,9 +100,8 @@ static int parse_cmp_field(const json_t *expect, const char *key, struct cmp *ou
     char path[32];
     snprintf(path, sizeof path, "expect.%s", key);
     if (!json_is_string(v))
-        return chaos_err_set(err, EINVAL,
-                             "%s: must be a comparison string like \"> 0.5\", not %s", path,
-                             jv_type_name(v));
+        return chaos_err_set(err, EINVAL, "%s: must be a comparison string like \"> 0.5\", not %s",
+                             path, jv_type_name(v));
     return cmp_parse(json_string_value(v), false, path, out, err);
 }
 
@@ -325,9 +324,8 @@ static bool judge_vector(const struct prom_probe *pp, const struct vec *vec, dou
         *value = acc;
         *has_value = true;
         if (!cmp_holds(&pp->value, acc)) {
-            snprintf(why, size, "%s over %zu series is %g, wanted %s %g",
-                     reduce_names[pp->reduce], v.n, acc, cmp_op_str(pp->value.op),
-                     pp->value.value);
+            snprintf(why, size, "%s over %zu series is %g, wanted %s %g", reduce_names[pp->reduce],
+                     v.n, acc, cmp_op_str(pp->value.op), pp->value.value);
             return false;
         }
         return true;
@@ -362,8 +360,7 @@ static bool judge_vector(const struct prom_probe *pp, const struct vec *vec, dou
         format_labels(v.metric[bad], labels, sizeof labels);
     *value = v.v[bad];
     snprintf(why, size, "value %g%s%s, wanted %s %g%s", v.v[bad], *labels ? " of " : "", labels,
-             cmp_op_str(pp->value.op), pp->value.value,
-             v.n > 1 ? " for every series" : "");
+             cmp_op_str(pp->value.op), pp->value.value, v.n > 1 ? " for every series" : "");
     return false;
 }
 
@@ -567,8 +564,8 @@ static int prom_start(void *state, const struct probe *p, const void *impl, prob
     struct prom_sample *ps = calloc(1, sizeof *ps);
     if (!ps)
         return chaos_err_set(err, ENOMEM, "prometheus probe: out of memory");
-    *ps = (struct prom_sample){.pp = pp, .done = done, .arg = arg, .t_ms = loop_now_ms(),
-                               .eval_unix_ms = loop_unix_ms()};
+    *ps = (struct prom_sample){
+        .pp = pp, .done = done, .arg = arg, .t_ms = loop_now_ms(), .eval_unix_ms = loop_unix_ms()};
     size_t n = strlen(pp->query_esc) + 160;
     _cleanup_free_ char *path = malloc(n);
     if (!path) {

@@ -112,8 +112,11 @@ Test(am_silence, create_shows_active_delete_expires, .init = start_am, .fini = s
 
     const char *m[] = {"alertname=CheckoutSlow", "severity=~page|ticket"};
     int64_t now = loop_unix_ms();
-    struct am_silence_spec spec = {.matchers = m, .n_matchers = 2, .starts_unix_ms = now,
-                                   .ends_unix_ms = now + 600000, .created_by = "chaos",
+    struct am_silence_spec spec = {.matchers = m,
+                                   .n_matchers = 2,
+                                   .starts_unix_ms = now,
+                                   .ends_unix_ms = now + 600000,
+                                   .created_by = "chaos",
                                    .comment = "chaos run 1234"};
     cr_assert(am_silence_create(s, &spec, on_created, &r, &err) == 0, "%s", err.msg);
     cr_assert(loop_run(r.loop) >= 0);

@@ -87,7 +87,8 @@ Test(probe_prom, spec_errors_name_the_field)
                 NULL, "probe.prometheus.basic_auth.password: unknown field");
     parse_fails("{\"prometheus\": {\"url\": \"http://h\", \"query\": \"up\", \"basic_auth\": "
                 "{\"username\": \"u\"}}}",
-                NULL, "probe.prometheus.basic_auth: give exactly one of password_env, password_file");
+                NULL,
+                "probe.prometheus.basic_auth: give exactly one of password_env, password_file");
     parse_fails("{\"prometheus\": {\"url\": \"http://h\", \"query\": \"up\", "
                 "\"bearer_token_env\": \"CHAOS_TEST_UNSET_TOKEN\"}}",
                 NULL,
@@ -102,7 +103,8 @@ Test(probe_prom, spec_errors_name_the_field)
                 NULL, "probe.alertmanager.matchers[0]: \"1x=a\": the label name must match");
     parse_fails("{\"alertmanager\": {\"url\": \"http://h\", \"alert\": \"X\", \"matchers\": "
                 "[\"a=~(\"]}}",
-                NULL, "probe.alertmanager.matchers[0]: \"a=~(\" is not a valid POSIX extended regex");
+                NULL,
+                "probe.alertmanager.matchers[0]: \"a=~(\" is not a valid POSIX extended regex");
     parse_fails("{\"alertmanager\": {\"url\": \"http://h\", \"alert\": \"X\", \"states\": "
                 "[\"firing\"]}}",
                 NULL, "probe.alertmanager.states[0]: must be one of active, suppressed");
@@ -110,16 +112,20 @@ Test(probe_prom, spec_errors_name_the_field)
     parse_fails(RULE, "{\"state\": \"fired\"}", "expect.state: \"fired\" is not one of inactive");
     parse_fails(RULE, "{\"state\": \"firing\", \"firing\": true}",
                 "expect.state: cannot be combined with expect.firing");
-    parse_fails(PROM, "{\"budget\": {\"slo\": \"99.9\", \"period\": \"30d\", \"max_burn\": \"2%\"}}",
+    parse_fails(PROM,
+                "{\"budget\": {\"slo\": \"99.9\", \"period\": \"30d\", \"max_burn\": \"2%\"}}",
                 "expect.budget.slo: \"99.9\" must be a percentage");
-    parse_fails(PROM, "{\"budget\": {\"slo\": \"100%\", \"period\": \"30d\", \"max_burn\": \"2%\"}}",
+    parse_fails(PROM,
+                "{\"budget\": {\"slo\": \"100%\", \"period\": \"30d\", \"max_burn\": \"2%\"}}",
                 "expect.budget.slo: 1 is out of range");
-    parse_fails(PROM, "{\"budget\": {\"slo\": \"99%\", \"period\": \"month\", \"max_burn\": \"2%\"}}",
+    parse_fails(PROM,
+                "{\"budget\": {\"slo\": \"99%\", \"period\": \"month\", \"max_burn\": \"2%\"}}",
                 "expect.budget.period: \"month\" must be days");
     parse_fails(PROM, "{\"budget\": {\"slo\": \"99%\", \"period\": \"30d\"}}",
                 "expect.budget.max_burn: missing");
-    parse_fails(AM, "{\"budget\": {\"slo\": \"99%\", \"period\": \"30d\", \"max_burn\": \"2%\", "
-                    "\"source\": \"value\"}}",
+    parse_fails(AM,
+                "{\"budget\": {\"slo\": \"99%\", \"period\": \"30d\", \"max_burn\": \"2%\", "
+                "\"source\": \"value\"}}",
                 "expect.budget.source: \"value\" needs a prometheus probe");
 }
 
@@ -222,15 +228,19 @@ static struct sample sample_of(const char *kind, const char *spec, const char *e
     return g.s;
 }
 
-#define VEC(...) "{\"status\": \"success\", \"data\": {\"resultType\": \"vector\", \"result\": [" __VA_ARGS__ "]}}"
+#define VEC(...)                                                                                   \
+    "{\"status\": \"success\", \"data\": {\"resultType\": \"vector\", \"result\": [" __VA_ARGS__   \
+    "]}}"
 #define SER(lbl, v) "{\"metric\": {\"job\": \"" lbl "\"}, \"value\": [1764700000.5, \"" v "\"]}"
 
 Test(probe_prom, vectors_every_any_reduce_count)
 {
     const char *q = "\"query\": \"up\"";
-    struct sample s = sample_of("prometheus", q, "{\"value\": \"== 1\"}", VEC(SER("a", "1") ", " SER("b", "0")));
+    struct sample s =
+        sample_of("prometheus", q, "{\"value\": \"== 1\"}", VEC(SER("a", "1") ", " SER("b", "0")));
     cr_expect_not(s.ok);
-    cr_expect(strstr(s.error, "value 0 of {job=\"b\"}, wanted == 1 for every series"), "%s", s.error);
+    cr_expect(strstr(s.error, "value 0 of {job=\"b\"}, wanted == 1 for every series"), "%s",
+              s.error);
     cr_expect(strstr(s.detail, "evaluated at 2025-12-02T18:26:40.500Z, 2 series"), "%s", s.detail);
 
     s = sample_of("prometheus", q, "{\"value\": \"== 1\", \"series\": \"any\"}",
@@ -271,8 +281,9 @@ Test(probe_prom, scalars_errors_and_range)
                                 "{\"status\": \"success\", \"data\": {\"resultType\": \"scalar\", "
                                 "\"result\": [1764700000, \"2\"]}}");
     cr_expect(s.ok, "%s", s.error);
-    s = sample_of("prometheus", "\"query\": \"up(\"", "{\"value\": \"== 2\"}",
-                  "{\"status\": \"error\", \"errorType\": \"bad_data\", \"error\": \"parse error\"}");
+    s = sample_of(
+        "prometheus", "\"query\": \"up(\"", "{\"value\": \"== 2\"}",
+        "{\"status\": \"error\", \"errorType\": \"bad_data\", \"error\": \"parse error\"}");
     cr_expect_not(s.ok);
     cr_expect(strstr(s.error, "bad_data: parse error"), "%s", s.error);
     /* A range answer whose points do not cover every step fails (a hole is
@@ -293,22 +304,25 @@ Test(probe_prom, alert_states)
                      "\"status\": {\"state\": \"active\"}}, "
                      "{\"labels\": {\"alertname\": \"CheckoutSlow\", \"severity\": \"info\"}, "
                      "\"status\": {\"state\": \"suppressed\"}}]";
-    struct sample s = sample_of("alertmanager", "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity=~pa.e\"]",
-                                "{\"firing\": true}", am);
+    struct sample s =
+        sample_of("alertmanager", "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity=~pa.e\"]",
+                  "{\"firing\": true}", am);
     cr_expect(s.ok, "%s", s.error);
     s = sample_of("alertmanager", "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!=page\"]",
                   "{\"firing\": true}", am);
     cr_expect_not(s.ok, "a suppressed alert counted as active");
     s = sample_of("alertmanager",
-                  "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!~pa\"], \"states\": [\"suppressed\"]",
+                  "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!~pa\"], \"states\": "
+                  "[\"suppressed\"]",
                   "{\"firing\": true}", am);
     cr_expect(s.ok, "regexes are anchored: 'pa' does not match 'page' %s", s.error);
     s = sample_of("alertmanager", "\"alert\": \"Other\"", "{\"firing\": false}", am);
     cr_expect(s.ok, "%s", s.error);
 
-    const char *rules = "{\"status\": \"success\", \"data\": {\"groups\": [{\"rules\": ["
-                        "{\"type\": \"alerting\", \"name\": \"Slow\", \"state\": \"pending\", "
-                        "\"alerts\": [{\"labels\": {\"svc\": \"a\"}, \"state\": \"pending\"}]}]}]}}";
+    const char *rules =
+        "{\"status\": \"success\", \"data\": {\"groups\": [{\"rules\": ["
+        "{\"type\": \"alerting\", \"name\": \"Slow\", \"state\": \"pending\", "
+        "\"alerts\": [{\"labels\": {\"svc\": \"a\"}, \"state\": \"pending\"}]}]}]}}";
     s = sample_of("prometheus_alert", "\"alert\": \"Slow\"", "{\"firing\": true}", rules);
     cr_expect_not(s.ok);
     cr_expect(strstr(s.error, "rule Slow is pending, wanted firing"), "%s", s.error);
@@ -319,7 +333,8 @@ Test(probe_prom, alert_states)
     cr_expect(s.ok, "no alert of the rule matches: inactive %s", s.error);
     s = sample_of("prometheus_alert", "\"alert\": \"Fast\"", "{\"firing\": false}", rules);
     cr_expect_not(s.ok, "a rule that is not loaded is never 'not firing'");
-    cr_expect(strstr(s.error, "no alerting rule named Fast (1 alerting rules loaded)"), "%s", s.error);
+    cr_expect(strstr(s.error, "no alerting rule named Fast (1 alerting rules loaded)"), "%s",
+              s.error);
 }
 
 static struct check budget_check(struct probe *p)
@@ -339,8 +354,8 @@ static struct check budget_check(struct probe *p)
 
 static void add(struct check_result *r, int64_t t, bool ok, double value)
 {
-    struct sample s = {.t_ms = t, .latency_us = 1000, .ok = ok, .status = 200, .has_value = true,
-                       .value = value};
+    struct sample s = {
+        .t_ms = t, .latency_us = 1000, .ok = ok, .status = 200, .has_value = true, .value = value};
     snprintf(s.error, sizeof s.error, "%s", ok ? "" : "bad");
     cr_assert_eq(check_result_add(r, &s), 0);
 }
@@ -370,7 +385,8 @@ Test(probe_prom, budget_from_samples_and_from_a_ratio)
     check_result_free(&r);
     probe_free(p);
 
-    p = parse_ok(PROM, "{\"budget\": {\"slo\": \"99%\", \"period\": \"1h\", \"max_burn\": \"2%\"}}");
+    p = parse_ok(PROM,
+                 "{\"budget\": {\"slo\": \"99%\", \"period\": \"1h\", \"max_burn\": \"2%\"}}");
     c = budget_check(p);
     check_result_init(&r, &c);
     for (int i = 0; i < 60; i++)
@@ -426,8 +442,9 @@ Test(probe_prom, eventually_reports_the_time_it_took)
 
 Test(probe_prom, budget_in_abort_when_and_not_with_within)
 {
-    parse_fails(PROM, "{\"within\": \"5s\", \"budget\": {\"slo\": \"99%\", \"period\": \"1h\", "
-                      "\"max_burn\": \"1%\"}}",
+    parse_fails(PROM,
+                "{\"within\": \"5s\", \"budget\": {\"slo\": \"99%\", \"period\": \"1h\", "
+                "\"max_burn\": \"1%\"}}",
                 "expect.budget: cannot be combined with within");
     /* abort once more than 1% of an hour's 99% budget is gone: 1 failure in
      * 10 one-second samples burns 0.1/0.01 x 10/3600 = 2.8%. */
