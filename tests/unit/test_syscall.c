@@ -552,3 +552,29 @@ Test(syscall, an_output_folder_that_is_not_ours_is_refused)
     cr_assert(strstr(err.msg, "not a folder of ours"), "%s", err.msg);
     sys_spec_free(s);
 }
+
+Test(syscall, probability_on_a_real_program_within_a_binomial_bound)
+{
+    char params[512], argv[512];
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"probability\": 0.1, \"seed\": 3, "
+             "\"path_prefix\": \"%s/p.data\"}",
+             tmpdir);
+    snprintf(argv, sizeof argv,
+             "[\"sh\", \"-c\", \"i=0; while [ $i -lt 1000 ]; do echo x >> %s/p.data 2>/dev/null; "
+             "i=$((i+1)); done\"]",
+             tmpdir);
+    pid_t sp, wp;
+    const char *dir = launch(argv, params, now_ms() + 60000, "p", &sp, &wp);
+    char *st = wait_status(dir, 60000);
+    cr_assert(st, "the workload did not end");
+    long injected = atol(slurp(dir, SYS_OUT_INJECTED));
+    char data[128];
+    snprintf(data, sizeof data, "%s/p.data", tmpdir);
+    struct stat sb;
+    cr_assert(stat(data, &sb) == 0);
+    long lines = (long)sb.st_size / 2; /* "x\n" */
+    cr_assert_eq(lines + injected, 1000, "%ld lines written, %ld injected", lines, injected);
+    /* mean 100, sd 9.5: 5 sd either way */
+    cr_assert(injected > 52 && injected < 148, "%ld of 1000 writes failed at p=0.1", injected);
+}
