@@ -14,7 +14,7 @@ TOKEN=$(cat "$T/token")
 # agent_config NAME [EXTRA_FIELDS]: writes $T/NAME.json for a new port; sets PORT.
 agent_config() {
     PORT=$(free_port)
-    echo "{\"listen\": \"127.0.0.1:$PORT\", \"token_file\": \"$T/token\", \"journal\": \"$T/$1/journal.jsonl\", \"lease\": \"1s\"${2:+, $2}}" >"$T/$1.json"
+    echo "{\"listen\": \"127.0.0.1:$PORT\", \"token_file\": \"$T/token\", \"journal\": \"$T/$1/journal.jsonl\", \"lease\": \"${LEASE:-1s}\"${2:+, $2}}" >"$T/$1.json"
 }
 # start_agent NAME: starts the agent of $T/NAME.json (log $T/NAME.log); sets APID.
 start_agent() {
@@ -37,6 +37,8 @@ fault_state() { api GET "/v1/faults/$1" && jfield 'r["state"]'; }
 state_is() { [[ $(fault_state "$1") == "$2" ]]; }
 # ----
 
+# A lease with room for a slow CI machine between two renewals (every 0.5s).
+LEASE=2s
 agent_config a
 start_agent a
 
@@ -52,19 +54,19 @@ jfield '[e["detail"] for e in r["events"] if e["event"] == "reverted"][0]' | gre
     fail "no duration reason: $(cat "$T/body")"
 ok "the duration ends with no controller: reverted"
 
-# 2. Lease: renewed, the fault holds; not renewed for the lease period (1s), reverted.
+# 2. Lease: renewed, the fault holds; not renewed for the lease period (2s), reverted.
 start_victim agent-v2
 api POST /v1/faults "$(pause_body "$VPID" 60s ctl-1)"
 [[ $CODE == 201 ]] || fail "apply with controller: $CODE $(cat "$T/body")"
 ID=$(jfield 'r["id"]')
 [[ $(jfield 'r["controller"]') == ctl-1 ]] || fail "controller not in the fault object"
-for _ in 1 2 3 4; do
+for _ in 1 2 3 4 5 6; do
     sleep 0.5
     api POST /v1/lease '{"controller": "ctl-1"}'
-    [[ $CODE == 200 && $(jfield 'r["expires_in_ms"]') == 1000 ]] || fail "renew: $CODE $(cat "$T/body")"
+    [[ $CODE == 200 && $(jfield 'r["expires_in_ms"]') == 2000 ]] || fail "renew: $CODE $(cat "$T/body")"
 done
 is_stopped "$VPID" || fail "the fault did not hold while its lease was renewed"
-wait_until 3 is_running "$VPID"
+wait_until 4 is_running "$VPID"
 wait_until 2 state_is "$ID" reverted
 jfield '[e["detail"] for e in r["events"] if e["event"] == "reverted"][0]' |
     grep -q "lease of controller 'ctl-1' expired" || fail "no lease reason: $(cat "$T/body")"

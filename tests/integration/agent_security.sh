@@ -13,7 +13,7 @@ TOKEN=$(cat "$T/token")
 # agent_config NAME [EXTRA_FIELDS]: writes $T/NAME.json for a new port; sets PORT.
 agent_config() {
     PORT=$(free_port)
-    echo "{\"listen\": \"127.0.0.1:$PORT\", \"token_file\": \"$T/token\", \"journal\": \"$T/$1/journal.jsonl\", \"lease\": \"1s\"${2:+, $2}}" >"$T/$1.json"
+    echo "{\"listen\": \"127.0.0.1:$PORT\", \"token_file\": \"$T/token\", \"journal\": \"$T/$1/journal.jsonl\", \"lease\": \"${LEASE:-1s}\"${2:+, $2}}" >"$T/$1.json"
 }
 # start_agent NAME: starts the agent of $T/NAME.json (log $T/NAME.log); sets APID.
 start_agent() {
