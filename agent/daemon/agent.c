@@ -49,7 +49,7 @@ struct afault {
     int64_t duration_ms;
     json_t *events;
     json_int_t seq;
-    char reason[256];        /* why the agent reverted it ("" : its duration ended) */
+    char reason[256]; /* why the agent reverted it ("" : its duration ended) */
     struct watch watch[WATCH_MAX];
     size_t n_watch, n_gone;
 };
@@ -113,13 +113,20 @@ static struct afault *find_fault(struct agent *a, const char *id)
 static const char *event_name(enum engine_event ev)
 {
     switch (ev) {
-    case ENGINE_APPLIED: return "applied";
-    case ENGINE_STEPPED: return "stepped";
-    case ENGINE_STEP_FAILED: return "step_failed";
-    case ENGINE_FINISHED: return "finished";
-    case ENGINE_REVERTED: return "reverted";
-    case ENGINE_FAILED: return "revert_failed";
-    case ENGINE_ABORTED: return "aborted";
+    case ENGINE_APPLIED:
+        return "applied";
+    case ENGINE_STEPPED:
+        return "stepped";
+    case ENGINE_STEP_FAILED:
+        return "step_failed";
+    case ENGINE_FINISHED:
+        return "finished";
+    case ENGINE_REVERTED:
+        return "reverted";
+    case ENGINE_FAILED:
+        return "revert_failed";
+    case ENGINE_ABORTED:
+        return "aborted";
     }
     return "unknown";
 }
@@ -198,7 +205,8 @@ static void on_target_exit(struct loop *loop, int fd, uint32_t events, void *arg
         return;
     char reason[256];
     if (f->n_watch == 1)
-        snprintf(reason, sizeof reason, "target gone: process %d (%s) exited", (int)w->pid, w->comm);
+        snprintf(reason, sizeof reason, "target gone: process %d (%s) exited", (int)w->pid,
+                 w->comm);
     else
         snprintf(reason, sizeof reason, "target gone: all %zu paused processes exited", f->n_watch);
     /* Errors are recorded by the engine and reported in the fault's events. */
@@ -330,14 +338,14 @@ static json_t *fault_json(const struct afault *f, json_int_t since)
         return NULL;
     size_t i;
     json_t *e;
-    json_array_foreach(f->events, i, e)
-        if (json_integer_value(json_object_get(e, "seq")) > since &&
-            json_array_append(events, e) < 0) {
-            json_decref(events);
-            return NULL;
-        }
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:o, s:o}", "id",
-                     engine_fault_id(f->ef), "name", f->name, "kind", f->kind, "state",
+    json_array_foreach(f->events, i, e) if (json_integer_value(json_object_get(e, "seq")) > since &&
+                                            json_array_append(events, e) < 0)
+    {
+        json_decref(events);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:o, s:o}", "id", engine_fault_id(f->ef),
+                     "name", f->name, "kind", f->kind, "state",
                      fault_state_name(engine_fault_state(f->ef)), "description", desc, "error",
                      engine_fault_error(f->ef), "controller", f->controller, "expires_unix_ms",
                      f->expires_unix_ms >= 0 ? json_integer(f->expires_unix_ms) : json_null(),
@@ -358,14 +366,16 @@ static void post_fault(struct agent *a, const char *body, size_t len, struct age
     }
     if (a->halted || a->stopping) {
         agent_fault_req_clear(&req, 1);
-        return reply_error(out, 409, a->stopping ? "halted: the agent is stopping"
-                                                 : "halted: the agent refuses new faults "
-                                                   "until DELETE /v1/halt");
+        return reply_error(out, 409,
+                           a->stopping ? "halted: the agent is stopping"
+                                       : "halted: the agent refuses new faults "
+                                         "until DELETE /v1/halt");
     }
     if (a->n_faults >= AGENT_MAX_FAULTS) {
         agent_fault_req_clear(&req, 1);
-        return reply_error(out, 503, "this agent has applied its limit of faults in one life; "
-                                     "restart it");
+        return reply_error(out, 503,
+                           "this agent has applied its limit of faults in one life; "
+                           "restart it");
     }
     /* The fault's own request renews its lease; without a lease armed the
      * fault must not start (it would not be held by anything). */
@@ -433,7 +443,8 @@ static void post_halt(struct agent *a, struct agent_reply *out)
             IGNORE_RESULT(revert_fault(f, "halted (POST /v1/halt)")); /* in its events */
             n++;
         }
-    fprintf(stderr, "chaos-agent: halted; reverted %lld fault%s\n", (long long)n, n == 1 ? "" : "s");
+    fprintf(stderr, "chaos-agent: halted; reverted %lld fault%s\n", (long long)n,
+            n == 1 ? "" : "s");
     reply_json(out, 200, json_pack("{s:b, s:I}", "halted", 1, "reverted", n));
 }
 
@@ -445,8 +456,9 @@ static void post_lease(struct agent *a, const char *body, size_t len, struct age
         return reply_error(out, 400, err.msg);
     if (lease_renew(a, controller, &err) < 0)
         return reply_error(out, 500, err.msg);
-    reply_json(out, 200, json_pack("{s:s, s:I}", "controller", controller, "expires_in_ms",
-                                   (json_int_t)a->cfg->lease_ms));
+    reply_json(out, 200,
+               json_pack("{s:s, s:I}", "controller", controller, "expires_in_ms",
+                         (json_int_t)a->cfg->lease_ms));
 }
 
 static int parse_since(const char *s, json_int_t *out)

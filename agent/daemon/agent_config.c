@@ -75,7 +75,8 @@ static int parse_listen(const char *s, struct agent_config *c, struct chaos_err 
     } else {
         colon = strrchr(s, ':');
         if (!colon || (size_t)(colon - s) >= sizeof host)
-            return chaos_err_set(err, EINVAL, "listen: '%s' is not host:port (e.g. 127.0.0.1:7433)", s);
+            return chaos_err_set(err, EINVAL, "listen: '%s' is not host:port (e.g. 127.0.0.1:7433)",
+                                 s);
         memcpy(host, s, (size_t)(colon - s));
         host[colon - s] = '\0';
     }
@@ -100,7 +101,8 @@ static int parse_listen(const char *s, struct agent_config *c, struct chaos_err 
     } else {
         return chaos_err_set(err, EINVAL,
                              "listen: '%s' is not an IP address (names are not resolved: give "
-                             "the address to bind)", host);
+                             "the address to bind)",
+                             host);
     }
     snprintf(c->listen, sizeof c->listen, "%s", s);
     return 0;
@@ -118,8 +120,8 @@ static int parse_token(const char *path, struct agent_config *c, struct chaos_er
         explicit_bzero(buf, strlen(buf));
         free(buf);
         return chaos_err_set(err, EPERM,
-                             "token_file: %s is world-readable (mode %03o): chmod 600 it",
-                             path, (unsigned)(st.st_mode & 0777));
+                             "token_file: %s is world-readable (mode %03o): chmod 600 it", path,
+                             (unsigned)(st.st_mode & 0777));
     }
     size_t len = strlen(buf), start = 0;
     while (len && strchr(" \t\r\n", buf[len - 1]))
@@ -135,7 +137,8 @@ static int parse_token(const char *path, struct agent_config *c, struct chaos_er
         free(buf);
         return chaos_err_set(err, EINVAL,
                              "token_file: %s must hold one token of at least 16 printable "
-                             "characters without spaces", path);
+                             "characters without spaces",
+                             path);
     }
     memmove(buf, buf + start, len - start + 1);
     c->token = buf;
@@ -147,7 +150,8 @@ static int parse_tls(const json_t *tls, struct agent_config *c, struct chaos_err
     static const char *const keys[] = {"cert", "key", NULL};
     const char *cert = NULL, *key = NULL;
     int r;
-    if ((r = jv_expect_object(tls, "tls", err)) < 0 || (r = jv_only_keys(tls, "tls", keys, err)) < 0 ||
+    if ((r = jv_expect_object(tls, "tls", err)) < 0 ||
+        (r = jv_only_keys(tls, "tls", keys, err)) < 0 ||
         (r = jv_string(tls, "tls", "cert", true, &cert, err)) < 0 ||
         (r = jv_string(tls, "tls", "key", true, &key, err)) < 0)
         return r;
@@ -174,7 +178,8 @@ static int parse_list(const json_t *obj, const char *ctx, const char *key,
         return chaos_err_set(err, ENOMEM, "out of memory");
     size_t i;
     const json_t *e;
-    json_array_foreach(arr, i, e) {
+    json_array_foreach(arr, i, e)
+    {
         char path[256];
         snprintf(path, sizeof path, "%s.%s[%zu]", ctx, key, i);
         if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > 4096)
@@ -200,9 +205,11 @@ static int parse_max_loss(const json_t *pol, double *out, struct chaos_err *err)
         errno = 0;
         d = strtod(s, &end);
         if (errno || end == s || strcmp(end, "%") != 0)
-            return chaos_err_set(err, EINVAL, "policy.max_loss: '%s' is not a percentage like \"50%%\"", s);
+            return chaos_err_set(err, EINVAL,
+                                 "policy.max_loss: '%s' is not a percentage like \"50%%\"", s);
     } else {
-        return chaos_err_set(err, EINVAL, "policy.max_loss: must be a percentage like \"50%%\", not %s",
+        return chaos_err_set(err, EINVAL,
+                             "policy.max_loss: must be a percentage like \"50%%\", not %s",
                              jv_type_name(v));
     }
     if (!(d >= 0 && d <= 100))
@@ -218,8 +225,8 @@ static int parse_policy(const json_t *pol, struct agent_policy *p, struct chaos_
     if ((r = jv_expect_object(pol, "policy", err)) < 0 ||
         (r = jv_only_keys(pol, "policy", keys, err)) < 0)
         return r;
-    static const char *const list_keys[] = {"interfaces", "netns", "process_names", "cgroups",
-                                            "units", NULL};
+    static const char *const list_keys[] = {"interfaces", "netns", "process_names",
+                                            "cgroups",    "units", NULL};
     for (int side = 0; side < 2; side++) {
         const char *name = side ? "deny" : "allow";
         char ctx[32];
@@ -227,7 +234,8 @@ static int parse_policy(const json_t *pol, struct agent_policy *p, struct chaos_
         const json_t *o = json_object_get(pol, name);
         if (!o)
             continue;
-        if ((r = jv_expect_object(o, ctx, err)) < 0 || (r = jv_only_keys(o, ctx, list_keys, err)) < 0)
+        if ((r = jv_expect_object(o, ctx, err)) < 0 ||
+            (r = jv_only_keys(o, ctx, list_keys, err)) < 0)
             return r;
         for (int k = 0; k < POLICY_N_CATS; k++)
             if ((r = parse_list(o, ctx, cat_keys[k], side ? &p->deny[k] : &p->allow[k], err)) < 0)
@@ -242,8 +250,8 @@ static int parse_policy(const json_t *pol, struct agent_policy *p, struct chaos_
 
 int agent_config_parse(const json_t *root, struct agent_config *c, struct chaos_err *err)
 {
-    static const char *const keys[] = {"listen", "tls", "token_file", "journal", "lease",
-                                       "policy", NULL};
+    static const char *const keys[] = {"listen", "tls",    "token_file", "journal",
+                                       "lease",  "policy", NULL};
     memset(c, 0, sizeof *c);
     c->policy.max_loss = 100;
     c->lease_ms = 15000;
@@ -271,7 +279,8 @@ int agent_config_parse(const json_t *root, struct agent_config *c, struct chaos_
     if (!tls && !c->loopback) {
         r = chaos_err_set(err, EINVAL,
                           "listen: %s is not a loopback address: plain HTTP would send the token "
-                          "in clear text; configure \"tls\" (cert and key)", listen);
+                          "in clear text; configure \"tls\" (cert and key)",
+                          listen);
         goto fail;
     }
     const json_t *pol = json_object_get(root, "policy");

@@ -25,7 +25,7 @@ enum agent_policy_cat {
 };
 
 struct agent_policy_list {
-    bool set;      /* the key was given (an empty list then allows nothing) */
+    bool set; /* the key was given (an empty list then allows nothing) */
     char **v;
     size_t n;
 };
@@ -39,11 +39,11 @@ struct agent_policy {
 struct agent_config {
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char listen[96];     /* as written, for messages */
+    char listen[96]; /* as written, for messages */
     bool loopback;
-    char *tls_cert_pem;  /* NULL without "tls" */
+    char *tls_cert_pem; /* NULL without "tls" */
     char *tls_key_pem;
-    char *token;         /* the token file's content, trimmed */
+    char *token; /* the token file's content, trimmed */
     char *journal;
     int64_t lease_ms;
     struct agent_policy policy;

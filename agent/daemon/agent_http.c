@@ -193,18 +193,18 @@ int agent_http_start(struct loop *loop, const struct agent_config *cfg, struct a
         {MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem},
         {MHD_OPTION_END, 0, NULL},
     };
-    h->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                              (const struct sockaddr *)&cfg->addr, MHD_OPTION_NOTIFY_COMPLETED,
-                              on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-                              MHD_OPTION_ARRAY, cfg->tls_cert_pem ? tls_opts : tls_opts + 2,
-                              MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)&cfg->addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_ARRAY,
+        cfg->tls_cert_pem ? tls_opts : tls_opts + 2, MHD_OPTION_END);
     if (!h->mhd) {
         free(h);
         return chaos_err_set(err, EADDRNOTAVAIL,
                              "listen: cannot serve on %s (the address is in use, not local, "
-                             "or the TLS certificate and key do not match)", cfg->listen);
+                             "or the TLS certificate and key do not match)",
+                             cfg->listen);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
     int r;

@@ -68,8 +68,8 @@ static int judge(const struct agent_policy *p, enum agent_policy_cat cat, const 
     return 0;
 }
 
-static bool any_allow(const struct agent_policy *p, enum agent_policy_cat a, enum agent_policy_cat b,
-                      enum agent_policy_cat c)
+static bool any_allow(const struct agent_policy *p, enum agent_policy_cat a,
+                      enum agent_policy_cat b, enum agent_policy_cat c)
 {
     return p->allow[a].set || p->allow[b].set || p->allow[c].set;
 }
@@ -82,12 +82,15 @@ static int check_process(const struct agent_policy *p, const json_t *t, struct c
         /* The engine refuses these too; saying it here makes it a 403. */
         if (pid == 1 || pid == getpid() || pid == getppid())
             return chaos_err_set(err, EPERM, "target.pid: %lld is %s: never a target", pid,
-                                 pid == 1 ? "init (PID 1)" : pid == getpid() ? "the agent itself"
-                                                                             : "the agent's parent");
+                                 pid == 1          ? "init (PID 1)"
+                                 : pid == getpid() ? "the agent itself"
+                                                   : "the agent's parent");
         if (!p->allow[POLICY_PROCESS_NAMES].set && !p->deny[POLICY_PROCESS_NAMES].set) {
             if (any_allow(p, POLICY_PROCESS_NAMES, POLICY_CGROUPS, POLICY_UNITS))
-                return chaos_err_set(err, EPERM, "target.pid: the policy allows only targets "
-                                     "by %s", p->allow[POLICY_CGROUPS].set ? "cgroup" : "unit");
+                return chaos_err_set(err, EPERM,
+                                     "target.pid: the policy allows only targets "
+                                     "by %s",
+                                     p->allow[POLICY_CGROUPS].set ? "cgroup" : "unit");
             return 0;
         }
         char path[64], comm[32] = "";
@@ -96,8 +99,10 @@ static int check_process(const struct agent_policy *p, const json_t *t, struct c
         if (!f || !fgets(comm, sizeof comm, f)) {
             if (f)
                 fclose(f);
-            return chaos_err_set(err, EPERM, "target.pid: %lld: cannot read its name to check it "
-                                 "against the policy", pid);
+            return chaos_err_set(err, EPERM,
+                                 "target.pid: %lld: cannot read its name to check it "
+                                 "against the policy",
+                                 pid);
         }
         fclose(f);
         comm[strcspn(comm, "\n")] = '\0';
@@ -108,17 +113,19 @@ static int check_process(const struct agent_policy *p, const json_t *t, struct c
     static const struct {
         const char *key;
         enum agent_policy_cat cat;
-    } sel[] = {{"name", POLICY_PROCESS_NAMES}, {"cgroup", POLICY_CGROUPS},
-               {"systemd_unit", POLICY_UNITS}};
+    } sel[] = {
+        {"name", POLICY_PROCESS_NAMES}, {"cgroup", POLICY_CGROUPS}, {"systemd_unit", POLICY_UNITS}};
     for (size_t i = 0; i < sizeof sel / sizeof sel[0]; i++) {
         if (!(v = json_object_get(t, sel[i].key)) || !json_is_string(v))
             continue;
         char field[32];
         snprintf(field, sizeof field, "target.%s", sel[i].key);
-        if (!p->allow[sel[i].cat].set && any_allow(p, POLICY_PROCESS_NAMES, POLICY_CGROUPS,
-                                                   POLICY_UNITS))
-            return chaos_err_set(err, EPERM, "%s: the policy has no allow.%s; it allows only "
-                                 "targets its allow lists name", field, cat_keys[sel[i].cat]);
+        if (!p->allow[sel[i].cat].set &&
+            any_allow(p, POLICY_PROCESS_NAMES, POLICY_CGROUPS, POLICY_UNITS))
+            return chaos_err_set(err, EPERM,
+                                 "%s: the policy has no allow.%s; it allows only "
+                                 "targets its allow lists name",
+                                 field, cat_keys[sel[i].cat]);
         return judge(p, sel[i].cat, field, json_string_value(v), "", err);
     }
     static const char *const blind[] = {"cmdline", "pidfile"};
@@ -126,9 +133,11 @@ static int check_process(const struct agent_policy *p, const json_t *t, struct c
         if (json_object_get(t, blind[i]) &&
             (p->deny[POLICY_PROCESS_NAMES].set ||
              any_allow(p, POLICY_PROCESS_NAMES, POLICY_CGROUPS, POLICY_UNITS)))
-            return chaos_err_set(err, EPERM, "target.%s: the processes it matches cannot be "
+            return chaos_err_set(err, EPERM,
+                                 "target.%s: the processes it matches cannot be "
                                  "checked against the policy's process lists before they are "
-                                 "hit; target them by name, pid, cgroup or unit", blind[i]);
+                                 "hit; target them by name, pid, cgroup or unit",
+                                 blind[i]);
     return 0;
 }
 
@@ -156,7 +165,8 @@ static int check_network(const struct agent_policy *p, const json_t *t, const js
         if (r < 0)
             return r;
     } else if (p->allow[POLICY_INTERFACES].set) {
-        return chaos_err_set(err, EPERM, "target.interface: required by the policy's "
+        return chaos_err_set(err, EPERM,
+                             "target.interface: required by the policy's "
                              "allow.interfaces");
     }
     const char *ns = json_string_value(json_object_get(t, "netns"));
@@ -166,18 +176,19 @@ static int check_network(const struct agent_policy *p, const json_t *t, const js
             return r;
     } else if (json_object_get(t, "netns_pid") &&
                (p->allow[POLICY_NETNS].set || p->deny[POLICY_NETNS].set)) {
-        return chaos_err_set(err, EPERM, "target.netns_pid: a namespace named by a process cannot "
+        return chaos_err_set(err, EPERM,
+                             "target.netns_pid: a namespace named by a process cannot "
                              "be checked against the policy's netns lists; name it by path");
     } else if (!json_object_get(t, "netns_pid") && p->allow[POLICY_NETNS].set) {
-        return chaos_err_set(err, EPERM, "target.netns: required by the policy's allow.netns "
+        return chaos_err_set(err, EPERM,
+                             "target.netns: required by the policy's allow.netns "
                              "(the agent's own namespace is not in it)");
     }
     double loss = fault_loss(params);
     if (loss > p->max_loss) {
         const char *field = json_is_true(json_object_get(params, "partition")) ? "params.partition"
-                            : json_object_get(params, "gilbert_elliott")
-                                ? "params.gilbert_elliott"
-                                : "params.loss";
+                            : json_object_get(params, "gilbert_elliott") ? "params.gilbert_elliott"
+                                                                         : "params.loss";
         return chaos_err_set(err, EPERM, "%s: %g%% loss is above the policy's max_loss %g%%", field,
                              loss, p->max_loss);
     }
@@ -195,15 +206,15 @@ int agent_policy_check(const struct agent_policy *p, const char *kind, const jso
             duration_format(d, have, sizeof have);
             duration_format(p->max_duration_ms, max, sizeof max);
             return chaos_err_set(err, EPERM, "%s: %s is above the policy's max_duration %s",
-                                 info->lasting ? "duration" : "params.every",
-                                 have, max);
+                                 info->lasting ? "duration" : "params.every", have, max);
         }
     }
     /* A target that is a command to launch would make the token a remote
      * root shell: the agent injects into what runs, it never starts things
      * for the network, whatever the policy says. */
     if (json_object_get(target, "command"))
-        return chaos_err_set(err, EPERM, "target.command: the agent never launches commands "
+        return chaos_err_set(err, EPERM,
+                             "target.command: the agent never launches commands "
                              "for remote callers; run this fault with `chaos run` on the machine");
     if (strcmp(kind, "process") == 0)
         return check_process(p, target, err);
@@ -213,7 +224,9 @@ int agent_policy_check(const struct agent_policy *p, const char *kind, const jso
      * through unchecked, whenever a list is configured. */
     for (int k = 0; k < POLICY_N_CATS; k++)
         if (p->allow[k].set || p->deny[k].set)
-            return chaos_err_set(err, EPERM, "kind: the policy has no rules for kind '%s' yet, "
-                                 "so it refuses it", kind);
+            return chaos_err_set(err, EPERM,
+                                 "kind: the policy has no rules for kind '%s' yet, "
+                                 "so it refuses it",
+                                 kind);
     return 0;
 }

@@ -34,9 +34,8 @@ int agent_request_check_id(const char *id, const char *field, struct chaos_err *
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)id[i];
         if (c <= ' ' || c >= 127 || c == '"' || c == '\'' || c == '\\')
-            return chaos_err_set(err, EINVAL,
-                                 "%s: may hold only printable ASCII without spaces or quotes",
-                                 field);
+            return chaos_err_set(
+                err, EINVAL, "%s: may hold only printable ASCII without spaces or quotes", field);
     }
     return 0;
 }
@@ -51,8 +50,8 @@ static int dup_string(const char *s, char **out, struct chaos_err *err)
 int agent_request_parse_fault(const char *body, size_t len, struct agent_fault_req *out,
                               struct chaos_err *err)
 {
-    static const char *const keys[] = {"name", "kind", "target", "params", "duration",
-                                       "controller", NULL};
+    static const char *const keys[] = {"name",     "kind",       "target", "params",
+                                       "duration", "controller", NULL};
     memset(out, 0, sizeof *out);
     out->duration_ms = -1;
     _cleanup_json_ json_t *root = NULL;
@@ -67,7 +66,8 @@ int agent_request_parse_fault(const char *body, size_t len, struct agent_fault_r
         (r = jv_duration(root, "", "duration", false, &out->duration_ms, err)) < 0)
         goto fail;
     size_t nlen = strlen(name);
-    if (nlen == 0 || nlen > AGENT_NAME_MAX || nlen != json_string_length(json_object_get(root, "name"))) {
+    if (nlen == 0 || nlen > AGENT_NAME_MAX ||
+        nlen != json_string_length(json_object_get(root, "name"))) {
         r = chaos_err_set(err, EINVAL, "name: must be 1-%d characters without NUL", AGENT_NAME_MAX);
         goto fail;
     }
@@ -80,10 +80,11 @@ int agent_request_parse_fault(const char *body, size_t len, struct agent_fault_r
     }
     out->target = json_incref(json_object_get(root, "target"));
     out->params = json_incref(json_object_get(root, "params"));
-    if ((r = fault_spec_parse(kind, out->target, out->params, "fault", out->duration_ms,
-                              &out->spec, err)) < 0)
+    if ((r = fault_spec_parse(kind, out->target, out->params, "fault", out->duration_ms, &out->spec,
+                              err)) < 0)
         goto fail;
-    if ((r = dup_string(name, &out->name, err)) < 0 || (r = dup_string(kind, &out->kind, err)) < 0 ||
+    if ((r = dup_string(name, &out->name, err)) < 0 ||
+        (r = dup_string(kind, &out->kind, err)) < 0 ||
         (controller && (r = dup_string(controller, &out->controller, err)) < 0))
         goto fail;
     return 0;

@@ -19,8 +19,8 @@
 struct agent_fault_req {
     char *name;
     char *kind;
-    char *controller;   /* NULL: no lease holds the fault */
-    json_t *target;     /* owned references (NULL when absent) */
+    char *controller; /* NULL: no lease holds the fault */
+    json_t *target;   /* owned references (NULL when absent) */
     json_t *params;
     int64_t duration_ms; /* -1: none */
     struct fault_spec *spec;

@@ -120,8 +120,8 @@ static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
         return;
     m->stopping = true;
     char reason[64];
-    snprintf(reason, sizeof reason, "agent stopping (%s)", si.ssi_signo == SIGINT ? "SIGINT"
-                                                                                  : "SIGTERM");
+    snprintf(reason, sizeof reason, "agent stopping (%s)",
+             si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
     fprintf(stderr, "chaos-agent: %s: reverting every fault\n", reason);
     int failed = agent_shutdown(m->agent, reason, on_done, m);
     if (failed)
@@ -185,8 +185,9 @@ int main(int argc, char **argv)
     if (r != 0) {
         if (r < 0)
             fprintf(stderr, "chaos-agent: recovery: %s\n", err.msg);
-        fprintf(stderr, "chaos-agent: the journal %s still holds faults that could not be "
-                        "reverted; fix what the lines above say, then start again\n",
+        fprintf(stderr,
+                "chaos-agent: the journal %s still holds faults that could not be "
+                "reverted; fix what the lines above say, then start again\n",
                 cfg.journal);
         goto out;
     }
@@ -219,8 +220,9 @@ int main(int argc, char **argv)
     }
     status = agent_applied_count(agent) ? 1 : 0;
     if (status)
-        fprintf(stderr, "chaos-agent: %zu fault%s could not be reverted; the journal keeps "
-                        "them for the next start\n",
+        fprintf(stderr,
+                "chaos-agent: %zu fault%s could not be reverted; the journal keeps "
+                "them for the next start\n",
                 agent_applied_count(agent), agent_applied_count(agent) == 1 ? "" : "s");
     else
         fprintf(stderr, "chaos-agent: stopped; nothing left applied\n");
