@@ -111,6 +111,24 @@ wait "$APID" || fail "the agent exited $? after SIGTERM"
 is_running "$VPID" || fail "SIGTERM left the process paused"
 ok "403 on what the policy forbids; what it allows applies"
 
+# Deny lists, and selectors the policy cannot judge before the apply.
+agent_config d '"policy": {"deny": {"process_names": ["agent-deny"]}, "allow": {"interfaces": ["lo"]}}'
+start_agent d
+start_victim agent-deny
+api POST /v1/faults '{"name": "n", "kind": "process", "target": {"name": "agent-deny"}, "params": {"action": "pause"}, "duration": "5s"}'
+[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.name: 'agent-deny' is denied by the policy's deny.process_names (agent-deny)" ||
+    fail "deny.process_names: $CODE $(cat "$T/body")"
+api POST /v1/faults '{"name": "c", "kind": "process", "target": {"cmdline": "agent-deny"}, "params": {"action": "pause"}, "duration": "5s"}'
+[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.cmdline: the processes it matches cannot be checked" ||
+    fail "cmdline under a deny list: $CODE $(cat "$T/body")"
+api POST /v1/faults '{"name": "d", "kind": "network", "target": {"interface": "eth0"}, "params": {"delay": "10ms"}, "duration": "5s"}'
+[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.interface: 'eth0' is not in the policy's allow.interfaces (lo)" ||
+    fail "allow.interfaces: $CODE $(cat "$T/body")"
+is_running "$VPID" || fail "a denied fault paused the process"
+kill -TERM "$APID"
+wait "$APID" || fail "the agent exited $? after SIGTERM"
+ok "403 on deny lists and on selectors the policy cannot judge"
+
 # Bad configs: nothing starts, the error names the field.
 bad_config() { # bad_config EXPECTED_MESSAGE JSON
     echo "$2" >"$T/bad.json"
