@@ -221,8 +221,9 @@ static int take_listener(int pidfd, pid_t pid)
         closedir(d);
         if (found >= 0)
             return (int)syscall(SYS_pidfd_getfd, pidfd, found, 0);
-        if (waitpid(pid, NULL, WNOHANG | WNOWAIT | __WALL) == pid)
-            return -1; /* it died before loading the filter */
+        siginfo_t si = {0};
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+            return -1; /* it died before loading the filter (reaped by the caller) */
         usleep(1000);
     }
     return -1;
