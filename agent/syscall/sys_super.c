@@ -442,9 +442,34 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
     _exit(0);
 }
 
+/* Whether execvp would find cmd: an executable path, or one in PATH. */
+static bool findable(const char *cmd)
+{
+    if (strchr(cmd, '/'))
+        return access(cmd, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    char buf[PATH_MAX];
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        /* An empty PATH entry is the current folder. */
+        int n = end == p ? snprintf(buf, sizeof buf, "./%s", cmd)
+                         : snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - p), p, cmd);
+        if (n > 0 && (size_t)n < sizeof buf && access(buf, X_OK) == 0)
+            return true;
+        if (*end == '\0')
+            return false;
+        p = end;
+    }
+}
+
 int sys_super_start(const struct sys_spec *s, const char *out_dir, int64_t deadline_ms,
                     pid_t *super_pid, pid_t *workload_pid, struct chaos_err *err)
 {
+    if (!findable(s->argv[0]))
+        return chaos_err_set(err, ENOENT, "target.command: '%s' is not an executable%s", s->argv[0],
+                             strchr(s->argv[0], '/') ? "" : " in PATH");
     if (mkdir(out_dir, 0755) < 0 && errno != EEXIST)
         return chaos_err_set(err, errno, "cannot create %s: %s", out_dir, strerror(errno));
     /* The default lives in /tmp: a folder someone else made there (or a

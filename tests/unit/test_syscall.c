@@ -578,3 +578,17 @@ Test(syscall, probability_on_a_real_program_within_a_binomial_bound)
     /* mean 100, sd 9.5: 5 sd either way */
     cr_assert(injected > 52 && injected < 148, "%ld of 1000 writes failed at p=0.1", injected);
 }
+
+Test(syscall, a_command_that_is_not_there_fails_the_start)
+{
+    struct sys_spec *s = parse_ok("{\"command\": [\"chaos-t-no-such-program\"]}",
+                                  "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}");
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/none", tmpdir);
+    struct chaos_err err = {0};
+    pid_t sp = 0, wp = 0;
+    cr_assert(sys_super_start(s, dir, 0, &sp, &wp, &err) < 0, "started a missing program");
+    cr_assert(strstr(err.msg, "target.command: 'chaos-t-no-such-program' is not an executable"),
+              "%s", err.msg);
+    sys_spec_free(s);
+}
