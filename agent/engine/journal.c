@@ -1,4 +1,5 @@
 #include "journal.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,24 +60,6 @@ enum journal_owner_state journal_owner_check(const struct journal_owner *o, int 
 bool journal_owner_alive(const struct journal_owner *o)
 {
     return journal_owner_check(o, NULL) == JOURNAL_OWNER_ALIVE;
-}
-
-static int mkdir_parents(const char *dir)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
 }
 
 /* Writes one JSON line and makes it durable before returning. */
@@ -152,7 +135,7 @@ int journal_open(const char *path, struct journal **out, struct chaos_err *err)
     if (!dircopy)
         return chaos_err_set(err, ENOMEM, "out of memory");
     const char *dir = dirname(dircopy);
-    int r = mkdir_parents(dir);
+    int r = mkdir_p(dir);
     if (r < 0)
         return chaos_err_set(err, -r, "journal folder %s: %s", dir, strerror(-r));
     /* Without our start time a recovery would take the journal for a dead

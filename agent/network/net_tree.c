@@ -23,6 +23,7 @@
 #include <netlink/route/action.h>
 #include <netlink/route/act/mirred.h>
 
+#include "fsutil.h"
 #include "tc_snapshot.h"
 #include "util.h"
 
@@ -52,22 +53,6 @@ static uint16_t slot_pref(int slot, uint16_t eth_proto)
 }
 
 /* ---- the host-wide lock and the hand-off file ---- */
-
-static int mkdir_p(const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-                return -errno;
-            *p = '/';
-        }
-    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
 
 int net_tree_lock(int *fd, struct chaos_err *err)
 {
