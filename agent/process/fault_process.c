@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -514,6 +515,31 @@ static int skip_already_stopped(struct proc_state *st, struct chaos_err *err)
     return 0;
 }
 
+/* SIGSTOP is only queued when kill returns: the target stops when the
+ * kernel next schedules it. A pause reported as applied must be one, or a
+ * "during" window would open on a process still answering its last
+ * request. No notification exists for the stop of a process that is not
+ * our child, so /proc/PID/stat is read until each victim shows T (or is
+ * gone), for at most 200 ms; one that takes longer is left to stop on its
+ * own (it will: the signal is pending), which is no safety risk. */
+static void wait_stopped(const struct proc_state *st)
+{
+    for (int tries = 0; tries < 200; tries++) {
+        bool all = true;
+        for (size_t i = 0; i < st->n && all; i++) {
+            struct proc_ent now;
+            char state = 0;
+            if (st->v[i].stopped && proc_target_stat(st->v[i].ent.pid, &now, &state) == 0 &&
+                now.start == st->v[i].ent.start && state != 'T' && state != 't')
+                all = false;
+        }
+        if (all)
+            return;
+        struct timespec ms = {.tv_nsec = 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
 static int pause_apply(const struct fault_env *env, struct proc_state *st, struct chaos_err *err)
 {
     int r = resolve_victims(env, st, err);
@@ -556,6 +582,7 @@ static int pause_apply(const struct fault_env *env, struct proc_state *st, struc
         IGNORE_RESULT(journal_victims(env, st, 0, &ignored));
         return r;
     }
+    wait_stopped(st);
     return 0;
 }
 
