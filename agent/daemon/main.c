@@ -16,6 +16,7 @@
 #include "agent_config.h"
 #include "agent_http.h"
 #include "engine.h"
+#include "fsutil.h"
 #include "loop.h"
 #include "util.h"
 
@@ -28,29 +29,6 @@ static void usage(FILE *to)
                 "  every fault and stop the agent.\n");
 }
 
-static int mkdir_parents(const char *path)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return -ENAMETOOLONG;
-    char *slash = strrchr(buf, '/');
-    if (!slash || slash == buf)
-        return 0;
-    *slash = '\0';
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *p = c;
-        if (!c)
-            break;
-    }
-    return 0;
-}
-
 /* "<journal>.lock", held (flock) for the agent's life: two agents on one
  * journal would each take the other's faults for a crashed run's. */
 static int lock_journal(const char *journal, struct chaos_err *err)
@@ -58,7 +36,7 @@ static int lock_journal(const char *journal, struct chaos_err *err)
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s.lock", journal) >= (int)sizeof path)
         return chaos_err_set(err, ENAMETOOLONG, "journal: path too long");
-    int r = mkdir_parents(path);
+    int r = mkdir_parent(path);
     if (r < 0)
         return chaos_err_set(err, -r, "journal: cannot create the folder of %s: %s", path,
                              strerror(-r));
