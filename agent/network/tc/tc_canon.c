@@ -9,10 +9,9 @@
 #include <linux/gen_stats.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
-#include <linux/tc_act/tc_gact.h>
-#include <linux/tc_act/tc_mirred.h>
 #include <sys/socket.h>
 
+#include "tc_canon_rules.h"
 #include "util.h"
 
 /* ---- Canonical form: what to keep of each kind ---- */
@@ -31,7 +30,7 @@ int canon_refuse(struct canon_cx *c, const char *fmt, ...)
                          c->what, why);
 }
 
-static int malformed(struct canon_cx *c, const char *where)
+int canon_malformed(struct canon_cx *c, const char *where)
 {
     if (c->ifname)
         return chaos_err_set(c->err, EINVAL, "interface %s: %s: malformed %s in the kernel's dump",
@@ -39,29 +38,10 @@ static int malformed(struct canon_cx *c, const char *where)
     return chaos_err_set(c->err, EINVAL, "saved tc snapshot: %s: malformed %s", c->what, where);
 }
 
-typedef int (*attr_fn)(const struct nlattr *a, struct mbuf *out, struct canon_cx *c);
-
-enum { R_KEEP = 1, R_DROP, R_FN };
-struct rule {
-    uint16_t type;
-    uint8_t act;
-    attr_fn fn;
-};
-struct ruleset {
-    const char *where; /* "htb options" */
-    const struct rule *r;
-    size_t n;
-    int keep_upto; /* unlisted types 1..keep_upto are kept as they are */
-};
-#define RULES(where, arr, upto)                                                                    \
-    {                                                                                              \
-        where, arr, ARRAY_SIZE(arr), upto                                                          \
-    }
-
 /* Copies a stream of attributes by the rules. Unknown types are refused:
  * a newer kernel may dump output-only data that would not replay, or
  * configuration we would not see is kept. */
-static int copy_attrs(struct tcm_iter it, const struct ruleset *rs, struct mbuf *out,
+int canon_copy_attrs(struct tcm_iter it, const struct ruleset *rs, struct mbuf *out,
                       struct canon_cx *c)
 {
     const struct nlattr *a;
@@ -86,25 +66,25 @@ static int copy_attrs(struct tcm_iter it, const struct ruleset *rs, struct mbuf 
         }
     }
     if (it.bad)
-        return malformed(c, rs->where);
+        return canon_malformed(c, rs->where);
     return 0;
 }
 
-static int copy_nest(const struct nlattr *a, const struct ruleset *rs, struct mbuf *out,
+int canon_copy_nest(const struct nlattr *a, const struct ruleset *rs, struct mbuf *out,
                      struct canon_cx *c)
 {
     size_t off = mbuf_start(out, a->nla_type);
-    int r = copy_attrs(tcm_nest_attrs(a), rs, out, c);
+    int r = canon_copy_attrs(tcm_nest_attrs(a), rs, out, c);
     mbuf_end(out, off);
     return r;
 }
 
 /* A fixed struct; zero_at/zero_len blank statistics inside it. */
-static int copy_struct(const struct nlattr *a, size_t min, size_t zero_at, size_t zero_len,
+int canon_copy_struct(const struct nlattr *a, size_t min, size_t zero_at, size_t zero_len,
                        struct mbuf *out, struct canon_cx *c, const char *where)
 {
     if (tcm_alen(a) < min)
-        return malformed(c, where);
+        return canon_malformed(c, where);
     unsigned char buf[512];
     size_t n = tcm_alen(a);
     if (n > sizeof buf)
@@ -116,14 +96,10 @@ static int copy_struct(const struct nlattr *a, size_t min, size_t zero_at, size_
     return 0;
 }
 
-static int refuse_police(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
-{
-    return canon_refuse(c, "it has an old-style police action, which we do not replay");
-}
 
 /* Statistics are dropped, but a rate estimator shows only there: its
  * interval and time constant (TCA_RATE) are never dumped. */
-static int stats2(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
+int canon_stats2(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
 {
     struct tcm_iter it = tcm_nest_attrs(a);
     const struct nlattr *s;
@@ -134,118 +110,12 @@ static int stats2(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
     return 0;
 }
 
-/* -- actions (inside u32, matchall, fw, basic) -- */
-
-/* tc_gen: index, capab, action, refcnt, bindcnt: the counts change as
- * filters bind; the index is kept (an action shared by index stays shared). */
-#define TC_GEN_COUNTS_AT (3 * sizeof(uint32_t))
-#define TC_GEN_COUNTS_LEN (2 * sizeof(uint32_t))
-
-static int mirred_parms(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
-{
-    return copy_struct(a, sizeof(struct tc_mirred), TC_GEN_COUNTS_AT, TC_GEN_COUNTS_LEN, out, c,
-                       "mirred parameters");
-}
-
-static int gact_parms(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
-{
-    return copy_struct(a, sizeof(struct tc_gact), TC_GEN_COUNTS_AT, TC_GEN_COUNTS_LEN, out, c,
-                       "gact parameters");
-}
-
-static const struct rule mirred_rules[] = {{TCA_MIRRED_TM, R_DROP, NULL},
-                                           {TCA_MIRRED_PARMS, R_FN, mirred_parms},
-                                           {TCA_MIRRED_PAD, R_DROP, NULL}};
-static const struct rule gact_rules[] = {{TCA_GACT_TM, R_DROP, NULL},
-                                         {TCA_GACT_PARMS, R_FN, gact_parms},
-                                         {TCA_GACT_PROB, R_KEEP, NULL},
-                                         {TCA_GACT_PAD, R_DROP, NULL}};
-static const struct ruleset mirred_rs = RULES("mirred action options", mirred_rules, 0);
-static const struct ruleset gact_rs = RULES("gact action options", gact_rules, 0);
-
-static const struct {
-    const char *kind;
-    const struct ruleset *rs;
-} action_kinds[] = {{"mirred", &mirred_rs}, {"gact", &gact_rs}};
-
-/* One action: a nest (its order) of TCA_ACT_* attributes. */
-static int copy_action(const struct nlattr *act, struct mbuf *out, struct canon_cx *c)
-{
-    const struct nlattr *kind = NULL, *a;
-    struct tcm_iter it = tcm_nest_attrs(act);
-    while ((a = tcm_attr_next(&it)))
-        if (tcm_atype(a) == TCA_ACT_KIND)
-            kind = a;
-    if (!kind || tcm_alen(kind) == 0 || ((const char *)tcm_adata(kind))[tcm_alen(kind) - 1] != '\0')
-        return malformed(c, "action");
-    const struct ruleset *rs = NULL;
-    for (size_t i = 0; i < ARRAY_SIZE(action_kinds); i++)
-        if (strcmp(tcm_adata(kind), action_kinds[i].kind) == 0)
-            rs = action_kinds[i].rs;
-    if (!rs)
-        return canon_refuse(c, "it has a %s action; only %s and %s actions are replayed",
-                            (const char *)tcm_adata(kind), action_kinds[0].kind,
-                            action_kinds[1].kind);
-    size_t off = mbuf_start(out, act->nla_type);
-    it = tcm_nest_attrs(act);
-    while ((a = tcm_attr_next(&it))) {
-        switch (tcm_atype(a)) {
-        case TCA_ACT_KIND:
-        case TCA_ACT_INDEX:
-        case TCA_ACT_COOKIE:
-        case TCA_ACT_FLAGS:
-        case TCA_ACT_HW_STATS:
-            mbuf_copy(out, a);
-            break;
-        case TCA_ACT_STATS: {
-            int r = stats2(a, out, c);
-            if (r < 0)
-                return r;
-            break;
-        }
-        case TCA_ACT_PAD:
-        case TCA_ACT_USED_HW_STATS:
-        case TCA_ACT_IN_HW_COUNT:
-            break;
-        case TCA_ACT_OPTIONS: {
-            int r = copy_nest(a, rs, out, c);
-            if (r < 0)
-                return r;
-            break;
-        }
-        default:
-            return canon_refuse(c, "its %s action carries attribute %d, which we do not know",
-                                (const char *)tcm_adata(kind), tcm_atype(a));
-        }
-    }
-    if (it.bad)
-        return malformed(c, "action");
-    mbuf_end(out, off);
-    return 0;
-}
-
-static int copy_actions(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
-{
-    size_t off = mbuf_start(out, a->nla_type);
-    struct tcm_iter it = tcm_nest_attrs(a);
-    const struct nlattr *act;
-    while ((act = tcm_attr_next(&it))) {
-        int r = copy_action(act, out, c);
-        if (r < 0)
-            return r;
-    }
-    if (it.bad)
-        return malformed(c, "action list");
-    mbuf_end(out, off);
-    return 0;
-}
-
 /* -- qdisc options -- */
 
 static int htb_init(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
 {
     if (tcm_alen(a) < sizeof(struct tc_htb_glob))
-        return malformed(c, "htb options");
+        return canon_malformed(c, "htb options");
     struct tc_htb_glob g;
     memcpy(&g, tcm_adata(a), sizeof g);
     g.direct_pkts = 0; /* a packet count */
@@ -276,7 +146,7 @@ static const struct rule tbf_rules[] = {
 static int codel_time(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
 {
     if (tcm_alen(a) < sizeof(uint32_t))
-        return malformed(c, "codel time");
+        return canon_malformed(c, "codel time");
     uint32_t us;
     memcpy(&us, tcm_adata(a), sizeof us);
     if (c->replay) {
@@ -307,31 +177,31 @@ static const struct ruleset fq_rs = RULES("fq options", none, TCA_FQ_MAX);
 
 static int opt_htb(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &htb_rs, o, c);
+    return canon_copy_nest(a, &htb_rs, o, c);
 }
 static int opt_tbf(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &tbf_rs, o, c);
+    return canon_copy_nest(a, &tbf_rs, o, c);
 }
 static int opt_fq_codel(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &fq_codel_rs, o, c);
+    return canon_copy_nest(a, &fq_codel_rs, o, c);
 }
 static int opt_codel(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &codel_rs, o, c);
+    return canon_copy_nest(a, &codel_rs, o, c);
 }
 static int opt_fq(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &fq_rs, o, c);
+    return canon_copy_nest(a, &fq_rs, o, c);
 }
 static int opt_fifo(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_struct(a, sizeof(struct tc_fifo_qopt), 0, 0, o, c, "fifo options");
+    return canon_copy_struct(a, sizeof(struct tc_fifo_qopt), 0, 0, o, c, "fifo options");
 }
 static int opt_prio(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_struct(a, sizeof(struct tc_prio_qopt), 0, 0, o, c, "priomap options");
+    return canon_copy_struct(a, sizeof(struct tc_prio_qopt), 0, 0, o, c, "priomap options");
 }
 
 /* What sfq_init and sfq_change leave of the shape of an sfq for a request:
@@ -379,7 +249,7 @@ static int opt_sfq(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
     size_t n = tcm_alen(a);
     if (n < sizeof(struct tc_sfq_qopt))
-        return malformed(c, "sfq options");
+        return canon_malformed(c, "sfq options");
     if (n > sizeof(struct tc_sfq_qopt_v1))
         return canon_refuse(c, "its sfq options are %zu bytes, more than we know", n);
     struct tc_sfq_qopt_v1 q = {0};
@@ -416,7 +286,7 @@ static uint32_t pie_dumped_us(uint32_t us)
 static int pie_time(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
 {
     if (tcm_alen(a) < sizeof(uint32_t))
-        return malformed(c, "pie target");
+        return canon_malformed(c, "pie target");
     uint32_t us;
     memcpy(&us, tcm_adata(a), sizeof us);
     if (c->replay && pie_dumped_us(us) != us && us < UINT32_MAX && pie_dumped_us(us + 1) == us)
@@ -433,7 +303,7 @@ static int netem_jitter(const struct nlattr *a, struct mbuf *out, struct canon_c
 {
     int64_t j;
     if (tcm_alen(a) < sizeof j)
-        return malformed(c, "netem jitter");
+        return canon_malformed(c, "netem jitter");
     memcpy(&j, tcm_adata(a), sizeof j);
     if (j)
         return canon_refuse(c, "it has jitter, and the kernel never dumps netem's delay "
@@ -446,7 +316,7 @@ static int netem_slot(const struct nlattr *a, struct mbuf *out, struct canon_cx 
 {
     struct tc_netem_slot sl;
     if (tcm_alen(a) < sizeof sl)
-        return malformed(c, "netem slot");
+        return canon_malformed(c, "netem slot");
     memcpy(&sl, tcm_adata(a), sizeof sl);
     if (sl.dist_delay || sl.dist_jitter)
         return canon_refuse(c, "its slots follow a distribution, and the kernel never dumps "
@@ -465,7 +335,7 @@ static const struct rule netem_loss_rules[] = {{NETEM_LOSS_GI, R_KEEP, NULL},
 static const struct ruleset netem_loss_rs = RULES("netem loss model", netem_loss_rules, 0);
 static int netem_loss(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
 {
-    return copy_nest(a, &netem_loss_rs, out, c);
+    return canon_copy_nest(a, &netem_loss_rs, out, c);
 }
 
 static const struct rule netem_rules[] = {
@@ -485,11 +355,11 @@ static int copy_struct_attrs(const struct nlattr *a, const void *head, size_t he
 {
     size_t skip = NLA_ALIGN(head_len);
     if (tcm_alen(a) < skip)
-        return malformed(c, rs->where);
+        return canon_malformed(c, rs->where);
     size_t off = mbuf_start(out, a->nla_type);
     mbuf_put(out, head, head_len);
     struct tcm_iter it = {(const unsigned char *)tcm_adata(a) + skip, tcm_alen(a) - skip, false};
-    int r = copy_attrs(it, rs, out, c);
+    int r = canon_copy_attrs(it, rs, out, c);
     mbuf_end(out, off);
     return r;
 }
@@ -498,7 +368,7 @@ static int opt_netem(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
     struct tc_netem_qopt q;
     if (tcm_alen(a) < sizeof q)
-        return malformed(c, "netem options");
+        return canon_malformed(c, "netem options");
     memcpy(&q, tcm_adata(a), sizeof q);
     if (q.jitter)
         return canon_refuse(c, "it has jitter, and the kernel never dumps netem's delay "
@@ -513,7 +383,7 @@ static int opt_mqprio(const struct nlattr *a, struct mbuf *o, struct canon_cx *c
 {
     struct tc_mqprio_qopt q;
     if (tcm_alen(a) < sizeof q)
-        return malformed(c, "mqprio options");
+        return canon_malformed(c, "mqprio options");
     memcpy(&q, tcm_adata(a), sizeof q);
     if (q.hw)
         return canon_refuse(c, "it is offloaded to hardware");
@@ -522,12 +392,12 @@ static int opt_mqprio(const struct nlattr *a, struct mbuf *o, struct canon_cx *c
 
 static int opt_multiq(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_struct(a, sizeof(struct tc_multiq_qopt), 0, 0, o, c, "multiq options");
+    return canon_copy_struct(a, sizeof(struct tc_multiq_qopt), 0, 0, o, c, "multiq options");
 }
 
 static int opt_hfsc(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_struct(a, sizeof(struct tc_hfsc_qopt), 0, 0, o, c, "hfsc options");
+    return canon_copy_struct(a, sizeof(struct tc_hfsc_qopt), 0, 0, o, c, "hfsc options");
 }
 
 static const struct rule pie_rules[] = {{TCA_PIE_TARGET, R_FN, pie_time}};
@@ -540,87 +410,23 @@ static const struct ruleset sfb_rs = RULES("sfb options", sfb_rules, 0);
 
 static int opt_pie(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &pie_rs, o, c);
+    return canon_copy_nest(a, &pie_rs, o, c);
 }
 static int opt_cake(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &cake_rs, o, c);
+    return canon_copy_nest(a, &cake_rs, o, c);
 }
 static int opt_hfsc_class(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &hfsc_class_rs, o, c);
+    return canon_copy_nest(a, &hfsc_class_rs, o, c);
 }
 static int opt_sfb(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
-    return copy_nest(a, &sfb_rs, o, c);
+    return canon_copy_nest(a, &sfb_rs, o, c);
 }
 static int opt_none(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
 {
     return canon_refuse(c, "it has options, which this kind never has");
-}
-
-/* -- filter options -- */
-
-static int cls_flags(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
-{
-    if (tcm_alen(a) < sizeof(uint32_t))
-        return malformed(c, "filter flags");
-    uint32_t f;
-    memcpy(&f, tcm_adata(a), sizeof f);
-    /* IN_HW/NOT_IN_HW report the outcome; the kernel refuses them as input. */
-    if (c->replay)
-        f &= TCA_CLS_FLAGS_SKIP_HW | TCA_CLS_FLAGS_SKIP_SW;
-    mbuf_attr(out, a->nla_type, &f, sizeof f);
-    return 0;
-}
-
-static int u32_mark(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
-{
-    return copy_struct(a, sizeof(struct tc_u32_mark), offsetof(struct tc_u32_mark, success),
-                       sizeof(uint32_t), out, c, "u32 mark");
-}
-
-static const struct rule u32_rules[] = {
-    {TCA_U32_CLASSID, R_KEEP, NULL},   {TCA_U32_HASH, R_KEEP, NULL},
-    {TCA_U32_LINK, R_KEEP, NULL},      {TCA_U32_DIVISOR, R_KEEP, NULL},
-    {TCA_U32_SEL, R_KEEP, NULL},       {TCA_U32_POLICE, R_FN, refuse_police},
-    {TCA_U32_ACT, R_FN, copy_actions}, {TCA_U32_INDEV, R_KEEP, NULL},
-    {TCA_U32_PCNT, R_DROP, NULL},      {TCA_U32_MARK, R_FN, u32_mark},
-    {TCA_U32_FLAGS, R_FN, cls_flags},  {TCA_U32_PAD, R_DROP, NULL}};
-static const struct rule matchall_rules[] = {{TCA_MATCHALL_CLASSID, R_KEEP, NULL},
-                                             {TCA_MATCHALL_ACT, R_FN, copy_actions},
-                                             {TCA_MATCHALL_FLAGS, R_FN, cls_flags},
-                                             {TCA_MATCHALL_PCNT, R_DROP, NULL},
-                                             {TCA_MATCHALL_PAD, R_DROP, NULL}};
-static const struct rule fw_rules[] = {{TCA_FW_CLASSID, R_KEEP, NULL},
-                                       {TCA_FW_POLICE, R_FN, refuse_police},
-                                       {TCA_FW_INDEV, R_KEEP, NULL},
-                                       {TCA_FW_ACT, R_FN, copy_actions},
-                                       {TCA_FW_MASK, R_KEEP, NULL}};
-static const struct rule basic_rules[] = {
-    {TCA_BASIC_CLASSID, R_KEEP, NULL},   {TCA_BASIC_EMATCHES, R_KEEP, NULL},
-    {TCA_BASIC_ACT, R_FN, copy_actions}, {TCA_BASIC_POLICE, R_FN, refuse_police},
-    {TCA_BASIC_PCNT, R_DROP, NULL},      {TCA_BASIC_PAD, R_DROP, NULL}};
-static const struct ruleset u32_rs = RULES("u32 options", u32_rules, 0);
-static const struct ruleset matchall_rs = RULES("matchall options", matchall_rules, 0);
-static const struct ruleset fw_rs = RULES("fw options", fw_rules, 0);
-static const struct ruleset basic_rs = RULES("basic options", basic_rules, 0);
-
-static int opt_u32(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
-{
-    return copy_nest(a, &u32_rs, o, c);
-}
-static int opt_matchall(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
-{
-    return copy_nest(a, &matchall_rs, o, c);
-}
-static int opt_fw(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
-{
-    return copy_nest(a, &fw_rs, o, c);
-}
-static int opt_basic(const struct nlattr *a, struct mbuf *o, struct canon_cx *c)
-{
-    return copy_nest(a, &basic_rs, o, c);
 }
 
 /* The kinds we replay, each verified to come back exactly on Debian's 6.1
@@ -657,10 +463,10 @@ static const struct kind qdisc_kinds[] = {
 };
 static const struct kind class_kinds[] = {{"htb", opt_htb, true}, {"hfsc", opt_hfsc_class, true}};
 static const struct kind filter_kinds[] = {
-    {"u32", opt_u32, false},
-    {"matchall", opt_matchall, false},
-    {"fw", opt_fw, false},
-    {"basic", opt_basic, false},
+    {"u32", canon_opt_u32, false},
+    {"matchall", canon_opt_matchall, false},
+    {"fw", canon_opt_fw, false},
+    {"basic", canon_opt_basic, false},
 };
 
 static const struct kind *find_kind(const struct kind *k, size_t n, const char *name)
@@ -701,7 +507,7 @@ static int stab(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
         if (tcm_atype(s) == TCA_STAB_BASE) {
             struct tc_sizespec sz;
             if (tcm_alen(s) < sizeof sz)
-                return malformed(c, "size table");
+                return canon_malformed(c, "size table");
             memcpy(&sz, tcm_adata(s), sizeof sz);
             /* The kernel dumps the base but never the table itself. */
             if (sz.tsize)
@@ -715,7 +521,7 @@ static int stab(const struct nlattr *a, struct mbuf *out, struct canon_cx *c)
         }
     }
     if (it.bad)
-        return malformed(c, "size table");
+        return canon_malformed(c, "size table");
     mbuf_copy(out, a);
     return 0;
 }
@@ -736,13 +542,13 @@ static int refuse_block(const struct nlattr *a, struct mbuf *out, struct canon_c
 int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
 {
     if (in->nlmsg_len < TCM_ATTR_OFF)
-        return malformed(c, "message (too short)");
+        return canon_malformed(c, "message (too short)");
     const struct tcmsg *t = tcm_of(in);
     const struct nlattr *k = tcm_find_attr(in, TCA_KIND);
     int type = in->nlmsg_type;
     if (!k || tcm_alen(k) < 2 || ((const char *)tcm_adata(k))[tcm_alen(k) - 1] != '\0' ||
         strlen(tcm_adata(k)) + 1 != tcm_alen(k))
-        return malformed(c, "kind");
+        return canon_malformed(c, "kind");
     const char *kind = tcm_adata(k);
     const struct kind *kk = NULL;
     if (type == RTM_NEWQDISC)
@@ -752,7 +558,7 @@ int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
     else if (type == RTM_NEWTFILTER)
         kk = find_kind(filter_kinds, ARRAY_SIZE(filter_kinds), kind);
     else
-        return malformed(c, "message type");
+        return canon_malformed(c, "message type");
 
     struct nlmsghdr h = {.nlmsg_type = (uint16_t)type};
     struct tcmsg tm = {.tcm_family = AF_UNSPEC,
@@ -793,7 +599,7 @@ int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
                 r = stab(a, out, c);
             break;
         case TCA_STATS2:
-            r = stats2(a, out, c);
+            r = canon_stats2(a, out, c);
             break;
         case TCA_STATS:
         case TCA_XSTATS:
@@ -817,7 +623,7 @@ int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
             return r;
     }
     if (it.bad)
-        return malformed(c, "attributes");
+        return canon_malformed(c, "attributes");
     if (out->oom)
         return chaos_err_set(c->err, ENOMEM, "out of memory (or a tc object over %d bytes)",
                              TCM_MAX_MSG);
