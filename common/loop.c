@@ -13,6 +13,7 @@ struct watch {
     loop_fd_cb cb;
     void *arg;
     bool dead; /* removed while the current epoll batch still refers to it */
+    bool urgent; /* dispatched before the other fds of a batch (loop_set_urgent) */
     struct watch *next;
 };
 
@@ -135,6 +136,15 @@ int loop_add_fd(struct loop *l, int fd, uint32_t events, loop_fd_cb cb, void *ar
         return r;
     }
     l->watches = w;
+    return 0;
+}
+
+int loop_set_urgent(struct loop *l, int fd)
+{
+    struct watch *w = find_watch(l, fd);
+    if (!w)
+        return -ENOENT;
+    w->urgent = true;
     return 0;
 }
 
@@ -264,15 +274,17 @@ int loop_run(struct loop *l)
         }
         l->in_dispatch = true;
         bool timers_due = false;
-        for (int i = 0; i < n && !l->stop; i++) {
-            struct watch *w = evs[i].data.ptr;
-            if (!w) {
-                timers_due = true;
-                continue;
+        /* Two passes: urgent fds first, then the rest in epoll's order. */
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < n && !l->stop; i++) {
+                struct watch *w = evs[i].data.ptr;
+                if (!w) {
+                    timers_due = true;
+                    continue;
+                }
+                if (!w->dead && w->urgent == (pass == 0))
+                    w->cb(l, w->fd, evs[i].events, w->arg);
             }
-            if (!w->dead)
-                w->cb(l, w->fd, evs[i].events, w->arg);
-        }
         l->in_dispatch = false;
         reap_watches(l);
         if (timers_due && !l->stop)

@@ -31,6 +31,11 @@ void loop_free(struct loop *loop);
 int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_cb cb, void *arg)
     __attribute__((warn_unused_result));
 int loop_mod_fd(struct loop *loop, int fd, uint32_t events);
+/* Makes fd's callback run before those of the other fds that are ready in
+ * the same turn: for news that must be heard before the I/O it may have
+ * caused (the engine's queued events: a REVERTED must close a "during"
+ * window before the replies the revert let through are read). 0 or -ENOENT. */
+int loop_set_urgent(struct loop *loop, int fd) __attribute__((warn_unused_result));
 /* Stops watching fd; safe to call from inside fd's own callback. */
 void loop_del_fd(struct loop *loop, int fd);
 

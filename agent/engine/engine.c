@@ -78,6 +78,8 @@ int engine_new(struct loop *loop, const char *journal_path, const pid_t *extra_p
         return r;
     }
     int r = loop_add_fd(loop, e->wake_fd, EPOLLIN, on_wake, e);
+    if (r == 0 && (r = loop_set_urgent(loop, e->wake_fd)) < 0)
+        loop_del_fd(loop, e->wake_fd);
     if (r < 0) {
         chaos_err_set(err, -r, "engine: event loop: %s", strerror(-r));
         close(e->wake_fd);

@@ -6,6 +6,7 @@
 #include "duration.h"
 #include "jsonv.h"
 #include "loop.h"
+#include "util.h"
 
 static int64_t parse_ok(const char *s)
 {
@@ -206,6 +207,47 @@ Test(loop, fd_events_are_dispatched)
     cr_expect_eq(got, 3);
     close(p[0]);
     close(p[1]);
+    loop_free(l);
+}
+
+struct order {
+    int seen[8];
+    int n;
+};
+
+static void on_ordered(struct loop *l, int fd, uint32_t ev, void *arg)
+{
+    struct order *o = arg;
+    char b[8];
+    IGNORE_RESULT(read(fd, b, sizeof b));
+    o->seen[o->n++] = fd;
+    if (o->n == 4)
+        loop_stop(l);
+}
+
+/* The engine's queued events must be heard before the I/O the revert that
+ * queued them let through: an urgent fd goes first in its turn. */
+Test(loop, urgent_fd_is_dispatched_first_in_its_turn)
+{
+    struct loop *l = loop_new();
+    int p[4][2];
+    struct order o = {0};
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(pipe(p[i]), 0);
+        cr_assert_eq(loop_add_fd(l, p[i][0], EPOLLIN, on_ordered, &o), 0);
+    }
+    cr_assert_eq(loop_set_urgent(l, p[2][0]), 0);
+    cr_expect_eq(loop_set_urgent(l, 999), -ENOENT);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(write(p[i][1], "x", 1), 1);
+    cr_assert(loop_add_timer(l, loop_now_ms() + 2000, stop_cb, NULL));
+    cr_assert_eq(loop_run(l), 0);
+    cr_assert_eq(o.n, 4);
+    cr_expect_eq(o.seen[0], p[2][0], "the urgent fd was not first");
+    for (int i = 0; i < 4; i++) {
+        close(p[i][0]);
+        close(p[i][1]);
+    }
     loop_free(l);
 }
 
