@@ -243,25 +243,13 @@ static int parse_netns(const json_t *t, const char *tctx, struct net_target *out
     return 0;
 }
 
-int net_target_parse(const json_t *target, const char *tctx, struct net_target *out,
-                     struct chaos_err *err)
+/* "interface" (a name the kernel would take) and "direction". */
+static int parse_interface_direction(const json_t *target, const char *tctx,
+                                     struct net_target *out, struct chaos_err *err)
 {
-    static const char *const keys[] = {"netns", "netns_pid", "interface", "direction", "dst",
-                                       "src", "dport", "sport", "protocol", NULL};
-    memset(out, 0, sizeof *out);
-    out->direction = NET_EGRESS;
-    if (!target)
-        return 0;
-    int r = jv_expect_object(target, tctx, err);
-    if (r < 0 || (r = jv_only_keys(target, tctx, keys, err)) < 0)
-        return r;
-    r = parse_netns(target, tctx, out, err);
-    if (r < 0)
-        return r;
-
     char path[320];
     const char *s = NULL;
-    r = jv_string(target, tctx, "interface", false, &s, err);
+    int r = jv_string(target, tctx, "interface", false, &s, err);
     if (r < 0)
         return r;
     if (s) {
@@ -294,6 +282,57 @@ int net_target_parse(const json_t *target, const char *tctx, struct net_target *
         }
     }
 
+    return 0;
+}
+
+/* What no single field shows: dst and src of one family, and a scope
+ * whose filters stay few. */
+static int check_scope(const struct net_scope *sc, const char *tctx, struct chaos_err *err)
+{
+    char path[320];
+    /* dst and src must share a family, or no packet could ever match. */
+    bool dst4 = false, dst6 = false, src4 = false, src6 = false;
+    for (size_t i = 0; i < sc->n_dst; i++)
+        *(sc->dst[i].family == AF_INET ? &dst4 : &dst6) = true;
+    for (size_t i = 0; i < sc->n_src; i++)
+        *(sc->src[i].family == AF_INET ? &src4 : &src6) = true;
+    if (sc->n_dst && sc->n_src && !((dst4 && src4) || (dst6 && src6))) {
+        jv_path(path, sizeof path, tctx, "src");
+        return chaos_err_set(err, EINVAL,
+                             "%s: no address family in common with dst (IPv4 and "
+                             "IPv6 never match each other)",
+                             path);
+    }
+    /* Reject a scope whose filters would explode rather than install
+     * thousands of them. */
+    struct net_u32_rule *rules = NULL;
+    size_t n = 0;
+    int r = net_scope_rules(sc, false, &rules, &n, err);
+    free(rules);
+    if (r < 0)
+        chaos_err_prefix(err, "%s", tctx);
+    return r;
+}
+
+int net_target_parse(const json_t *target, const char *tctx, struct net_target *out,
+                     struct chaos_err *err)
+{
+    static const char *const keys[] = {"netns", "netns_pid", "interface", "direction", "dst",
+                                       "src", "dport", "sport", "protocol", NULL};
+    memset(out, 0, sizeof *out);
+    out->direction = NET_EGRESS;
+    if (!target)
+        return 0;
+    int r = jv_expect_object(target, tctx, err);
+    if (r < 0 || (r = jv_only_keys(target, tctx, keys, err)) < 0)
+        return r;
+    r = parse_netns(target, tctx, out, err);
+    if (r < 0)
+        return r;
+
+    if ((r = parse_interface_direction(target, tctx, out, err)) < 0)
+        return r;
+
     struct net_scope *sc = &out->scope;
     if ((r = parse_cidrs(target, tctx, "dst", &sc->dst, &sc->n_dst, err)) < 0 ||
         (r = parse_cidrs(target, tctx, "src", &sc->src, &sc->n_src, err)) < 0 ||
@@ -301,7 +340,8 @@ int net_target_parse(const json_t *target, const char *tctx, struct net_target *
         (r = parse_ports(target, tctx, "sport", &sc->sport, &sc->n_sport, err)) < 0)
         return r;
 
-    s = NULL;
+    char path[320];
+    const char *s = NULL;
     r = jv_string(target, tctx, "protocol", false, &s, err);
     if (r < 0)
         return r;
@@ -321,28 +361,7 @@ int net_target_parse(const json_t *target, const char *tctx, struct net_target *
         return chaos_err_set(err, EINVAL, "%s: icmp has no ports; drop %s or the protocol", path,
                              sc->n_dport ? "dport" : "sport");
 
-    /* dst and src must share a family, or no packet could ever match. */
-    bool dst4 = false, dst6 = false, src4 = false, src6 = false;
-    for (size_t i = 0; i < sc->n_dst; i++)
-        *(sc->dst[i].family == AF_INET ? &dst4 : &dst6) = true;
-    for (size_t i = 0; i < sc->n_src; i++)
-        *(sc->src[i].family == AF_INET ? &src4 : &src6) = true;
-    if (sc->n_dst && sc->n_src && !((dst4 && src4) || (dst6 && src6))) {
-        jv_path(path, sizeof path, tctx, "src");
-        return chaos_err_set(err, EINVAL,
-                             "%s: no address family in common with dst (IPv4 and "
-                             "IPv6 never match each other)",
-                             path);
-    }
-    /* Reject a scope whose filters would explode rather than install
-     * thousands of them. */
-    struct net_u32_rule *rules = NULL;
-    size_t n = 0;
-    r = net_scope_rules(sc, false, &rules, &n, err);
-    free(rules);
-    if (r < 0)
-        chaos_err_prefix(err, "%s", tctx);
-    return r;
+    return check_scope(sc, tctx, err);
 }
 
 void net_target_clear(struct net_target *t)

@@ -119,47 +119,22 @@ static int parse_ge(const json_t *ge, const char *pctx, struct netem_params *out
     return 0;
 }
 
-int netem_params_parse(const json_t *params, const char *pctx, struct netem_params *out,
-                       struct chaos_err *err)
+static const char *const netem_keys[] = {
+    "partition", "delay",   "jitter",          "correlation", "distribution",
+    "loss",      "loss_correlation", "gilbert_elliott", "duplicate",
+    "duplicate_correlation", "corrupt", "corrupt_correlation", "reorder",
+    "reorder_correlation", "rate", "limit", NULL};
+
+/* "distribution" (by name) and "rate" (with its unit); *has_dist says
+ * whether a distribution was given, for the combinations. */
+static int parse_dist_and_rate(const json_t *params, const char *pctx, struct netem_params *out,
+                               bool *has_dist, struct chaos_err *err)
 {
-    static const char *const keys[] = {
-        "partition", "delay",   "jitter",          "correlation", "distribution",
-        "loss",      "loss_correlation", "gilbert_elliott", "duplicate",
-        "duplicate_correlation", "corrupt", "corrupt_correlation", "reorder",
-        "reorder_correlation", "rate", "limit", NULL};
-    memset(out, 0, sizeof *out);
-    out->limit = NETEM_DEFAULT_LIMIT;
-    if (!params)
-        return chaos_err_set(err, EINVAL,
-                             "%s: required field is missing (give e.g. \"delay\", "
-                             "\"loss\" or \"partition\")",
-                             pctx);
-    int r = jv_expect_object(params, pctx, err);
-    if (r < 0 || (r = jv_only_keys(params, pctx, keys, err)) < 0)
-        return r;
-
-    if ((r = jv_bool(params, pctx, "partition", false, &out->partition, err)) < 0 ||
-        (r = jv_duration_us(params, pctx, "delay", false, &out->delay_us, err)) < 0 ||
-        (r = jv_duration_us(params, pctx, "jitter", false, &out->jitter_us, err)) < 0 ||
-        (r = pct(params, pctx, "correlation", &out->delay_corr, err)) < 0 ||
-        (r = pct(params, pctx, "loss", &out->loss, err)) < 0 ||
-        (r = pct(params, pctx, "loss_correlation", &out->loss_corr, err)) < 0 ||
-        (r = pct(params, pctx, "duplicate", &out->duplicate, err)) < 0 ||
-        (r = pct(params, pctx, "duplicate_correlation", &out->duplicate_corr, err)) < 0 ||
-        (r = pct(params, pctx, "corrupt", &out->corrupt, err)) < 0 ||
-        (r = pct(params, pctx, "corrupt_correlation", &out->corrupt_corr, err)) < 0 ||
-        (r = pct(params, pctx, "reorder", &out->reorder, err)) < 0 ||
-        (r = pct(params, pctx, "reorder_correlation", &out->reorder_corr, err)) < 0)
-        return r;
-    long long limit = out->limit;
-    if ((r = jv_int(params, pctx, "limit", false, 1, 1000000, &limit, err)) < 0)
-        return r;
-    out->limit = (uint32_t)limit;
-
+    int r;
     const char *s = NULL;
     if ((r = jv_string(params, pctx, "distribution", false, &s, err)) < 0)
         return r;
-    bool has_dist = s != NULL;
+    *has_dist = s != NULL;
     if (s) {
         size_t i;
         for (i = 0; i < ARRAY_SIZE(dist_names); i++)
@@ -181,15 +156,18 @@ int netem_params_parse(const json_t *params, const char *pctx, struct netem_para
         chaos_err_prefix(err, "%s", path);
         return r;
     }
-    const json_t *ge = json_object_get(params, "gilbert_elliott");
-    if (ge && (r = parse_ge(ge, pctx, out, err)) < 0)
-        return r;
+    return 0;
+}
 
-    /* Combinations, checked as tc checks them, with the reason. */
+/* Combinations, checked as tc checks them, with the reason. */
+static int check_combinations(const json_t *params, const char *pctx,
+                              const struct netem_params *out, bool has_dist,
+                              struct chaos_err *err)
+{
     if (out->partition) {
-        for (size_t i = 1; keys[i]; i++)
-            if (json_object_get(params, keys[i]))
-                return perr(err, pctx, keys[i],
+        for (size_t i = 1; netem_keys[i]; i++)
+            if (json_object_get(params, netem_keys[i]))
+                return perr(err, pctx, netem_keys[i],
                             "cannot be combined with partition (a partition drops every "
                             "packet in scope)");
         return 0;
@@ -230,6 +208,48 @@ int netem_params_parse(const json_t *params, const char *pctx, struct netem_para
                              "gilbert_elliott, duplicate, corrupt, rate or partition",
                              pctx);
     return 0;
+}
+
+int netem_params_parse(const json_t *params, const char *pctx, struct netem_params *out,
+                       struct chaos_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->limit = NETEM_DEFAULT_LIMIT;
+    if (!params)
+        return chaos_err_set(err, EINVAL,
+                             "%s: required field is missing (give e.g. \"delay\", "
+                             "\"loss\" or \"partition\")",
+                             pctx);
+    int r = jv_expect_object(params, pctx, err);
+    if (r < 0 || (r = jv_only_keys(params, pctx, netem_keys, err)) < 0)
+        return r;
+
+    if ((r = jv_bool(params, pctx, "partition", false, &out->partition, err)) < 0 ||
+        (r = jv_duration_us(params, pctx, "delay", false, &out->delay_us, err)) < 0 ||
+        (r = jv_duration_us(params, pctx, "jitter", false, &out->jitter_us, err)) < 0 ||
+        (r = pct(params, pctx, "correlation", &out->delay_corr, err)) < 0 ||
+        (r = pct(params, pctx, "loss", &out->loss, err)) < 0 ||
+        (r = pct(params, pctx, "loss_correlation", &out->loss_corr, err)) < 0 ||
+        (r = pct(params, pctx, "duplicate", &out->duplicate, err)) < 0 ||
+        (r = pct(params, pctx, "duplicate_correlation", &out->duplicate_corr, err)) < 0 ||
+        (r = pct(params, pctx, "corrupt", &out->corrupt, err)) < 0 ||
+        (r = pct(params, pctx, "corrupt_correlation", &out->corrupt_corr, err)) < 0 ||
+        (r = pct(params, pctx, "reorder", &out->reorder, err)) < 0 ||
+        (r = pct(params, pctx, "reorder_correlation", &out->reorder_corr, err)) < 0)
+        return r;
+    long long limit = out->limit;
+    if ((r = jv_int(params, pctx, "limit", false, 1, 1000000, &limit, err)) < 0)
+        return r;
+    out->limit = (uint32_t)limit;
+
+    bool has_dist = false;
+    if ((r = parse_dist_and_rate(params, pctx, out, &has_dist, err)) < 0)
+        return r;
+    const json_t *ge = json_object_get(params, "gilbert_elliott");
+    if (ge && (r = parse_ge(ge, pctx, out, err)) < 0)
+        return r;
+
+    return check_combinations(params, pctx, out, has_dist, err);
 }
 
 /* ---- encoding ---- */
