@@ -107,12 +107,13 @@ static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
                 failed == 1 ? "" : "s");
 }
 
-int main(int argc, char **argv)
+/* --config F and --help. Returns -1 to go on (config set), or the exit
+ * status to return at once. */
+static int parse_args(int argc, char **argv, const char **config)
 {
-    const char *config = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-            config = argv[++i];
+            *config = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -122,10 +123,38 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!config) {
+    if (!*config) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    return -1;
+}
+
+/* What a killed predecessor left applied is reverted before anything new
+ * is accepted. A journal that cannot be fully recovered stops the start:
+ * the engine would append to it and, with nothing of its own applied,
+ * remove it at exit, losing what it still holds. 0, or -1 (said why). */
+static int recover_journal(const struct agent_config *cfg, struct recover_log *rl)
+{
+    struct chaos_err err = {0};
+    int r = engine_recover_file(cfg->journal, on_recover_line, rl, &err);
+    if (r == 0)
+        return 0;
+    if (r < 0)
+        fprintf(stderr, "chaos-agent: recovery: %s\n", err.msg);
+    fprintf(stderr,
+            "chaos-agent: the journal %s still holds faults that could not be "
+            "reverted; fix what the lines above say, then start again\n",
+            cfg->journal);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    int r = parse_args(argc, argv, &config);
+    if (r >= 0)
+        return r;
     /* Before anything can be applied: a signal must find the signalfd. */
     sigset_t set;
     sigemptyset(&set);
@@ -154,21 +183,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "chaos-agent: %s\n", err.msg);
         goto out;
     }
-    /* What a killed predecessor left applied is reverted before anything
-     * new is accepted. A journal that cannot be fully recovered stops the
-     * start: the engine would append to it and, with nothing of its own
-     * applied, remove it at exit, losing what it still holds. */
     struct recover_log rl = {.journal = cfg.journal};
-    int r = engine_recover_file(cfg.journal, on_recover_line, &rl, &err);
-    if (r != 0) {
-        if (r < 0)
-            fprintf(stderr, "chaos-agent: recovery: %s\n", err.msg);
-        fprintf(stderr,
-                "chaos-agent: the journal %s still holds faults that could not be "
-                "reverted; fix what the lines above say, then start again\n",
-                cfg.journal);
+    if (recover_journal(&cfg, &rl) < 0)
         goto out;
-    }
     if (!(loop = loop_new())) {
         fprintf(stderr, "chaos-agent: event loop: %s\n", strerror(errno));
         goto out;
