@@ -566,6 +566,35 @@ static void drive(struct pcurl *pc, curl_socket_t fd, int mask)
         }                                                                                          \
     } while (0)
 
+/* The connection's own options: its timeout, TLS verification, basic or
+ * bearer auth. 0, or -errno with err set. */
+static int set_conn_opts(struct preq *q, const struct pconn *c, struct chaos_err *err)
+{
+    int r;
+    SETOPT(CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
+    if (c->ca_file)
+        SETOPT(CURLOPT_CAINFO, c->ca_file);
+    if (c->user) {
+        SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SETOPT(CURLOPT_USERNAME, c->user);
+        SETOPT(CURLOPT_PASSWORD, c->password);
+    }
+    if (c->bearer) {
+#ifdef CURLAUTH_BEARER
+        SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        SETOPT(CURLOPT_XOAUTH2_BEARER, c->bearer);
+#else
+#error "libcurl without CURLAUTH_BEARER"
+#endif
+    }
+    return 0;
+fail:
+    return r;
+}
+
 int pcurl_request(struct pcurl *pc, const struct pconn *c, const char *method, const char *path,
                   const char *body, pcurl_done_cb done, pcurl_cancel_cb cancel, void *arg,
                   struct chaos_err *err)
@@ -597,25 +626,8 @@ int pcurl_request(struct pcurl *pc, const struct pconn *c, const char *method, c
 #if LIBCURL_VERSION_NUM >= 0x075500
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
-    SETOPT(CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-    SETOPT(CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
-    if (c->ca_file)
-        SETOPT(CURLOPT_CAINFO, c->ca_file);
-    if (c->user) {
-        SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        SETOPT(CURLOPT_USERNAME, c->user);
-        SETOPT(CURLOPT_PASSWORD, c->password);
-    }
-    if (c->bearer) {
-#ifdef CURLAUTH_BEARER
-        SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-        SETOPT(CURLOPT_XOAUTH2_BEARER, c->bearer);
-#else
-#error "libcurl without CURLAUTH_BEARER"
-#endif
-    }
+    if ((r = set_conn_opts(q, c, err)) < 0)
+        goto fail;
     SETOPT(CURLOPT_USERAGENT, "chaos-probe/1");
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_WRITEDATA, q);
