@@ -250,43 +250,26 @@ static void close_others(int keep)
 }
 
 /* The supervisor's life; never returns. */
-__attribute__((noreturn)) static void supervise(const struct sys_spec *s, const char *out_dir,
-                                                int64_t deadline_ms, int ready_fd)
+/* The filter: execve (to see the workload start) and the chosen syscalls
+ * go to the listener, every other call runs untouched. Exported as BPF to
+ * *out (the caller frees out->filter). 0, or -1. */
+static int build_filter(const struct sys_spec *s, int *nr_execve_out, struct sock_fprog *out)
 {
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction sa = {.sa_handler = on_usr1};
-    sigaction(SIGUSR1, &sa, NULL);
-    IGNORE_RESULT(setsid());
-
-    /* Hold nothing of the engine's: not its terminal or output pipe (a
-     * caller reading chaos run's output to the end would wait for the
-     * workload), not the pipe its guard watches. */
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
-        _exit(1);
-    close_others(ready_fd);
-
-    char p[PATH_MAX];
-    snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDOUT);
-    int outfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDERR);
-    int errfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     int nr_execve = seccomp_syscall_resolve_name("execve");
+    *nr_execve_out = nr_execve;
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     /* A call of another ABI (a 32-bit program the workload runs) is not
      * ours to judge: libseccomp's default would kill the caller. */
-    bool ok = outfd >= 0 && errfd >= 0 && ctx && nr_execve >= 0 &&
+    bool ok = ctx && nr_execve >= 0 &&
               seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ALLOW) == 0 &&
               seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, nr_execve, 0) == 0;
     for (size_t i = 0; ok && i < s->n_nr; i++)
         if (s->nr[i] != nr_execve && seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, s->nr[i], 0) != 0)
             ok = false;
     if (!ok) {
-        IGNORE_RESULT(write(ready_fd, "E cannot build the seccomp filter", 34));
-        _exit(1);
+        if (ctx)
+            seccomp_release(ctx);
+        return -1;
     }
     /* The program itself, to load it with flags libseccomp 2.5 lacks. */
     struct sock_fprog prog = {0};
@@ -304,10 +287,18 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
     }
     if (mfd >= 0)
         close(mfd);
-    if (!prog.filter) {
-        IGNORE_RESULT(write(ready_fd, "E cannot export the seccomp filter", 34));
-        _exit(1);
-    }
+    seccomp_release(ctx);
+    if (!prog.filter)
+        return -1;
+    *out = prog;
+    return 0;
+}
+
+/* Forks the workload: it loads the filter (taking a listener) and execs
+ * the command. Returns its pid; exits the supervisor when fork fails. */
+static pid_t start_workload(const struct sys_spec *s, const struct sock_fprog *fprog, int outfd,
+                            int errfd, int ready_fd)
+{
     pid_t w = fork();
     if (w < 0) {
         IGNORE_RESULT(write(ready_fd, "E fork", 6));
@@ -329,39 +320,25 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
             _exit(126);
         long lfd = syscall(
             SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-            SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+            SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, (struct sock_fprog *)fprog);
         if (lfd < 0 && errno == EINVAL)
             lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                          &prog);
+                          (struct sock_fprog *)fprog);
         if (lfd < 0)
             _exit(126);
         execvp(s->argv[0], s->argv);
         _exit(127);
     }
-    seccomp_release(ctx);
-    free(prog.filter);
-    close(outfd);
-    close(errfd);
-    int pidfd = (int)syscall(SYS_pidfd_open, w, 0);
-    int lfd = pidfd >= 0 ? take_listener(pidfd, w) : -1;
-    if (lfd < 0) {
-        IGNORE_RESULT(write(ready_fd, "E cannot take the seccomp listener", 34));
-        kill(w, SIGKILL);
-        waitpid(w, NULL, 0);
-        _exit(1);
-    }
-    char msg[32];
-    int n = snprintf(msg, sizeof msg, "P %d", (int)w);
-    IGNORE_RESULT(write(ready_fd, msg, (size_t)n));
-    close(ready_fd);
+    return w;
+}
 
-    struct seccomp_notif *req;
-    struct seccomp_notif_resp *resp;
-    if (seccomp_notify_alloc(&req, &resp) != 0) {
-        /* Without buffers we cannot answer: better killed than hung. */
-        kill(w, SIGKILL);
-        _exit(1);
-    }
+/* Answers the workload's held calls until no process is left under the
+ * filter: injects by the spec during the window, CONTINUE otherwise (also
+ * after SIGUSR1 or the deadline). Returns the number injected. */
+static long long serve(const struct sys_spec *s, int lfd, struct seccomp_notif *req,
+                       struct seccomp_notif_resp *resp, pid_t w, int nr_execve,
+                       const char *out_dir, int64_t deadline_ms)
+{
     struct sys_counter c;
     sys_counter_init(&c, s);
     struct pending pend[MAX_PENDING];
@@ -426,6 +403,13 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
         }
         respond(lfd, resp, req->id, s->err_no, s->has_retval, s->retval);
     }
+    return c.injected;
+}
+
+/* The workload's end, for whoever reads its output folder. */
+static void write_status(pid_t w, const char *out_dir, long long injected)
+{
+    char msg[32];
     int st = 0;
     char t[64];
     if (waitpid(w, &st, 0) == w) {
@@ -436,9 +420,67 @@ __attribute__((noreturn)) static void supervise(const struct sys_spec *s, const 
     } else {
         snprintf(t, sizeof t, "unknown\n");
     }
-    snprintf(msg, sizeof msg, "%lld\n", c.injected);
+    snprintf(msg, sizeof msg, "%lld\n", injected);
     write_file(out_dir, SYS_OUT_INJECTED, msg);
     write_file(out_dir, SYS_OUT_STATUS, t);
+}
+
+__attribute__((noreturn)) static void supervise(const struct sys_spec *s, const char *out_dir,
+                                                int64_t deadline_ms, int ready_fd)
+{
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_usr1};
+    sigaction(SIGUSR1, &sa, NULL);
+    IGNORE_RESULT(setsid());
+
+    /* Hold nothing of the engine's: not its terminal or output pipe (a
+     * caller reading chaos run's output to the end would wait for the
+     * workload), not the pipe its guard watches. */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+        _exit(1);
+    close_others(ready_fd);
+
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDOUT);
+    int outfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    snprintf(p, sizeof p, "%s/%s", out_dir, SYS_OUT_STDERR);
+    int errfd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int nr_execve = -1;
+    struct sock_fprog prog = {0};
+    if (outfd < 0 || errfd < 0 || build_filter(s, &nr_execve, &prog) < 0) {
+        IGNORE_RESULT(write(ready_fd, "E cannot build the seccomp filter", 34));
+        _exit(1);
+    }
+    pid_t w = start_workload(s, &prog, outfd, errfd, ready_fd);
+    free(prog.filter);
+    close(outfd);
+    close(errfd);
+    int pidfd = (int)syscall(SYS_pidfd_open, w, 0);
+    int lfd = pidfd >= 0 ? take_listener(pidfd, w) : -1;
+    if (lfd < 0) {
+        IGNORE_RESULT(write(ready_fd, "E cannot take the seccomp listener", 34));
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        _exit(1);
+    }
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "P %d", (int)w);
+    IGNORE_RESULT(write(ready_fd, msg, (size_t)n));
+    close(ready_fd);
+
+    struct seccomp_notif *req;
+    struct seccomp_notif_resp *resp;
+    if (seccomp_notify_alloc(&req, &resp) != 0) {
+        /* Without buffers we cannot answer: better killed than hung. */
+        kill(w, SIGKILL);
+        _exit(1);
+    }
+    long long injected = serve(s, lfd, req, resp, w, nr_execve, out_dir, deadline_ms);
+    write_status(w, out_dir, injected);
     _exit(0);
 }
 
