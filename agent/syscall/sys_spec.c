@@ -428,88 +428,52 @@ static void sys_spec_freep(struct sys_spec **s)
     sys_spec_free(*s);
 }
 
-static int parse_params(struct sys_spec *s, const json_t *params, const char *ctx,
-                        struct chaos_err *err)
+/* The action and the counters, in the scenario's words (not strace's). */
+static int parse_action(struct sys_spec *s, const json_t *params, const char *pctx,
+                        const char *ctx, struct chaos_err *err)
 {
-    static const char *const keys[] = {"syscalls",  "errno", "retval", "delay",  "probability",
-                                       "seed",      "every", "after",  "max",    "path_prefix",
-                                       "path_glob", "addr",  "port",   "strace", NULL};
-    char pctx[256];
-    snprintf(pctx, sizeof pctx, "%s%sparams", ctx ? ctx : "", ctx && *ctx ? ": " : "");
-    if (!params)
-        return field_err(err, ctx, "params", "required: {\"syscalls\": [...], \"errno\": ...}");
-    int r = jv_expect_object(params, pctx, err);
-    if (r < 0 || (r = jv_only_keys(params, pctx, keys, err)) < 0)
+    int r;
+    const json_t *arr;
+    if ((r = jv_array(params, pctx, "syscalls", true, 1, 256, &arr, err)) < 0)
         return r;
-
-    const char *strace = NULL;
-    if ((r = jv_string(params, pctx, "strace", false, &strace, err)) < 0)
-        return r;
-    if (strace) {
-        static const char *const excl[] = {"syscalls", "errno", "retval", "delay",
-                                           "every",    "after", "max"};
-        for (size_t i = 0; i < ARRAY_SIZE(excl); i++)
-            if (json_object_get(params, excl[i]))
-                return field_err(err, ctx, "params.strace",
-                                 "cannot be combined with params.%s (say it in the strace "
-                                 "expression)",
-                                 excl[i]);
-        if ((r = parse_strace(s, strace, ctx, err)) < 0)
-            return r;
-    } else {
-        const json_t *arr;
-        if ((r = jv_array(params, pctx, "syscalls", true, 1, 256, &arr, err)) < 0)
-            return r;
-        size_t i;
-        const json_t *v;
-        json_array_foreach(arr, i, v)
-        {
-            char field[64];
-            snprintf(field, sizeof field, "params.syscalls[%zu]", i);
-            if (!json_is_string(v))
-                return field_err(err, ctx, field, "must be a syscall name or %%class, not %s",
-                                 jv_type_name(v));
-            if ((r = add_syscall(s, json_string_value(v), ctx, field, err)) < 0)
-                return r;
-        }
-        const char *en = NULL;
-        if ((r = jv_string(params, pctx, "errno", false, &en, err)) < 0)
-            return r;
-        if (en && (r = parse_errno(en, ctx, "params.errno", &s->err_no, err)) < 0)
-            return r;
-        if (json_object_get(params, "retval")) {
-            if ((r = jv_int(params, pctx, "retval", false, LLONG_MIN, LLONG_MAX, &s->retval, err)) <
-                0)
-                return r;
-            s->has_retval = true;
-        }
-        if ((r = jv_duration_us(params, pctx, "delay", false, &s->delay_us, err)) < 0)
-            return r;
-        if ((r = jv_int(params, pctx, "every", false, 1, 1000000000, &s->every, err)) < 0 ||
-            (r = jv_int(params, pctx, "after", false, 0, 1000000000, &s->after, err)) < 0 ||
-            (r = jv_int(params, pctx, "max", false, 1, 1000000000, &s->max, err)) < 0)
+    size_t i;
+    const json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        char field[64];
+        snprintf(field, sizeof field, "params.syscalls[%zu]", i);
+        if (!json_is_string(v))
+            return field_err(err, ctx, field, "must be a syscall name or %%class, not %s",
+                             jv_type_name(v));
+        if ((r = add_syscall(s, json_string_value(v), ctx, field, err)) < 0)
             return r;
     }
-    if (s->err_no && s->has_retval)
-        return field_err(err, ctx, strace ? "params.strace" : "params.retval",
-                         "give an errno or a return value, not both");
-    if (!s->err_no && !s->has_retval && s->delay_us <= 0)
-        return field_err(err, ctx, strace ? "params.strace" : "params",
-                         "nothing to inject: give errno, retval or delay");
-    if (s->delay_us > 60LL * 1000000)
-        return field_err(err, ctx, strace ? "params.strace" : "params.delay",
-                         "at most 60s per call");
-
-    if ((r = jv_number(params, pctx, "probability", false, 0, 1, &s->probability, err)) < 0)
+    const char *en = NULL;
+    if ((r = jv_string(params, pctx, "errno", false, &en, err)) < 0)
         return r;
-    long long seed = 0;
-    if (json_object_get(params, "seed")) {
-        if ((r = jv_int(params, pctx, "seed", false, 0, LLONG_MAX, &seed, err)) < 0)
+    if (en && (r = parse_errno(en, ctx, "params.errno", &s->err_no, err)) < 0)
+        return r;
+    if (json_object_get(params, "retval")) {
+        if ((r = jv_int(params, pctx, "retval", false, LLONG_MIN, LLONG_MAX, &s->retval, err)) <
+            0)
             return r;
-        s->seed = (uint64_t)seed;
-        s->has_seed = true;
+        s->has_retval = true;
     }
+    if ((r = jv_duration_us(params, pctx, "delay", false, &s->delay_us, err)) < 0)
+        return r;
+    if ((r = jv_int(params, pctx, "every", false, 1, 1000000000, &s->every, err)) < 0 ||
+        (r = jv_int(params, pctx, "after", false, 0, 1000000000, &s->after, err)) < 0 ||
+        (r = jv_int(params, pctx, "max", false, 1, 1000000000, &s->max, err)) < 0)
+        return r;
+    return 0;
+}
 
+/* The argument filters (path_prefix, path_glob, addr, port), each only
+ * for syscalls that have such an argument. */
+static int parse_filters(struct sys_spec *s, const json_t *params, const char *pctx,
+                         const char *ctx, struct chaos_err *err)
+{
+    int r;
     const char *pp = NULL, *pg = NULL, *addr = NULL;
     if ((r = jv_string(params, pctx, "path_prefix", false, &pp, err)) < 0 ||
         (r = jv_string(params, pctx, "path_glob", false, &pg, err)) < 0 ||
@@ -544,6 +508,60 @@ static int parse_params(struct sys_spec *s, const json_t *params, const char *ct
     if ((pp && !(s->path_prefix = strdup(pp))) || (pg && !(s->path_glob = strdup(pg))))
         return chaos_err_set(err, ENOMEM, "out of memory");
     return 0;
+}
+
+static int parse_params(struct sys_spec *s, const json_t *params, const char *ctx,
+                        struct chaos_err *err)
+{
+    static const char *const keys[] = {"syscalls",  "errno", "retval", "delay",  "probability",
+                                       "seed",      "every", "after",  "max",    "path_prefix",
+                                       "path_glob", "addr",  "port",   "strace", NULL};
+    char pctx[256];
+    snprintf(pctx, sizeof pctx, "%s%sparams", ctx ? ctx : "", ctx && *ctx ? ": " : "");
+    if (!params)
+        return field_err(err, ctx, "params", "required: {\"syscalls\": [...], \"errno\": ...}");
+    int r = jv_expect_object(params, pctx, err);
+    if (r < 0 || (r = jv_only_keys(params, pctx, keys, err)) < 0)
+        return r;
+
+    const char *strace = NULL;
+    if ((r = jv_string(params, pctx, "strace", false, &strace, err)) < 0)
+        return r;
+    if (strace) {
+        static const char *const excl[] = {"syscalls", "errno", "retval", "delay",
+                                           "every",    "after", "max"};
+        for (size_t i = 0; i < ARRAY_SIZE(excl); i++)
+            if (json_object_get(params, excl[i]))
+                return field_err(err, ctx, "params.strace",
+                                 "cannot be combined with params.%s (say it in the strace "
+                                 "expression)",
+                                 excl[i]);
+        if ((r = parse_strace(s, strace, ctx, err)) < 0)
+            return r;
+    } else if ((r = parse_action(s, params, pctx, ctx, err)) < 0) {
+        return r;
+    }
+    if (s->err_no && s->has_retval)
+        return field_err(err, ctx, strace ? "params.strace" : "params.retval",
+                         "give an errno or a return value, not both");
+    if (!s->err_no && !s->has_retval && s->delay_us <= 0)
+        return field_err(err, ctx, strace ? "params.strace" : "params",
+                         "nothing to inject: give errno, retval or delay");
+    if (s->delay_us > 60LL * 1000000)
+        return field_err(err, ctx, strace ? "params.strace" : "params.delay",
+                         "at most 60s per call");
+
+    if ((r = jv_number(params, pctx, "probability", false, 0, 1, &s->probability, err)) < 0)
+        return r;
+    long long seed = 0;
+    if (json_object_get(params, "seed")) {
+        if ((r = jv_int(params, pctx, "seed", false, 0, LLONG_MAX, &seed, err)) < 0)
+            return r;
+        s->seed = (uint64_t)seed;
+        s->has_seed = true;
+    }
+
+    return parse_filters(s, params, pctx, ctx, err);
 }
 
 int sys_spec_parse(const json_t *target, const json_t *params, const char *ctx,
