@@ -71,6 +71,8 @@ void assert_state_restored(void);
 int64_t now_us(void);
 /* Median RTT in ms of n sequential UDP echo probes (a lost probe: 1000 ms). */
 double median_rtt_ms(const char *addr, int port, int prio, int n);
+/* Sends n UDP probes to addr:port in paced bursts; the distinct replies. */
+int replies(const char *addr, int port, int n);
 
 /* The engine keeps pointing at the specs of its faults: they live here
  * until the rig closes. */
