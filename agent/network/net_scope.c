@@ -1,5 +1,7 @@
 #include "net_scope.h"
 
+#include "strbuf.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -581,31 +583,19 @@ int net_scope_rules(const struct net_scope *s, bool mirrored, struct net_u32_rul
 
 /* ---- describe ---- */
 
-__attribute__((format(printf, 3, 4))) static void append(char *buf, size_t size, const char *fmt,
-                                                          ...)
-{
-    size_t len = strlen(buf);
-    if (len >= size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + len, size - len, fmt, ap);
-    va_end(ap);
-}
-
 static void describe_cidrs(const char *name, const struct net_cidr *c, size_t n, char *buf,
                            size_t size)
 {
     if (!n)
         return;
-    append(buf, size, "%s ", name);
+    str_append(buf, size, "%s ", name);
     for (size_t i = 0; i < n; i++) {
         char a[INET6_ADDRSTRLEN], one[INET6_ADDRSTRLEN + 8];
         inet_ntop(c[i].family, c[i].addr, a, sizeof a);
         snprintf(one, sizeof one, "%s/%d", a, c[i].prefix);
-        append(buf, size, i ? ",%s" : "%s", one);
+        str_append(buf, size, i ? ",%s" : "%s", one);
     }
-    append(buf, size, "%s", " ");
+    str_append(buf, size, "%s", " ");
 }
 
 static void describe_ports(const char *name, const struct net_port_range *p, size_t n, char *buf,
@@ -613,16 +603,16 @@ static void describe_ports(const char *name, const struct net_port_range *p, siz
 {
     if (!n)
         return;
-    append(buf, size, "%s ", name);
+    str_append(buf, size, "%s ", name);
     for (size_t i = 0; i < n; i++) {
         char one[16];
         if (p[i].lo == p[i].hi)
             snprintf(one, sizeof one, "%u", p[i].lo);
         else
             snprintf(one, sizeof one, "%u-%u", p[i].lo, p[i].hi);
-        append(buf, size, i ? ",%s" : "%s", one);
+        str_append(buf, size, i ? ",%s" : "%s", one);
     }
-    append(buf, size, "%s", " ");
+    str_append(buf, size, "%s", " ");
 }
 
 void net_scope_describe(const struct net_scope *s, char *buf, size_t size)
@@ -635,7 +625,7 @@ void net_scope_describe(const struct net_scope *s, char *buf, size_t size)
     describe_cidrs("src", s->src, s->n_src, buf, size);
     describe_ports("dport", s->dport, s->n_dport, buf, size);
     describe_ports("sport", s->sport, s->n_sport, buf, size);
-    append(buf, size, "%s", protos[s->proto]);
+    str_append(buf, size, "%s", protos[s->proto]);
     size_t len = strlen(buf);
     if (len == 0)
         snprintf(buf, size, "all traffic");

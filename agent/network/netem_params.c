@@ -1,5 +1,7 @@
 #include "netem_params.h"
 
+#include "strbuf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -452,18 +454,6 @@ int netem_build_request(const struct netem_params *p, int ifindex, uint32_t pare
 
 /* ---- describe ---- */
 
-static void add(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void add(char *buf, size_t size, const char *fmt, ...)
-{
-    size_t len = strlen(buf);
-    if (len >= size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + len, size - len, fmt, ap);
-    va_end(ap);
-}
-
 void netem_params_describe(const struct netem_params *p, char *buf, size_t size)
 {
     if (!size)
@@ -477,35 +467,35 @@ void netem_params_describe(const struct netem_params *p, char *buf, size_t size)
     const char *sep = "";
     if (p->delay_us) {
         duration_format_us(p->delay_us, d, sizeof d);
-        add(buf, size, "delay %s", d);
+        str_append(buf, size, "delay %s", d);
         if (p->jitter_us) {
             duration_format_us(p->jitter_us, d, sizeof d);
-            add(buf, size, " jitter %s", d);
+            str_append(buf, size, " jitter %s", d);
             if (p->dist != NETEM_DIST_UNIFORM)
-                add(buf, size, " (%s)", dist_names[p->dist]);
+                str_append(buf, size, " (%s)", dist_names[p->dist]);
         }
         sep = ", ";
     }
     if (p->loss) {
-        add(buf, size, "%sloss %g%%", sep, p->loss);
+        str_append(buf, size, "%sloss %g%%", sep, p->loss);
         sep = ", ";
     }
     if (p->ge) {
-        add(buf, size, "%sloss gilbert-elliott p %g%% r %g%%", sep, p->ge_p, p->ge_r);
+        str_append(buf, size, "%sloss gilbert-elliott p %g%% r %g%%", sep, p->ge_p, p->ge_r);
         sep = ", ";
     }
     if (p->duplicate) {
-        add(buf, size, "%sduplicate %g%%", sep, p->duplicate);
+        str_append(buf, size, "%sduplicate %g%%", sep, p->duplicate);
         sep = ", ";
     }
     if (p->corrupt) {
-        add(buf, size, "%scorrupt %g%%", sep, p->corrupt);
+        str_append(buf, size, "%scorrupt %g%%", sep, p->corrupt);
         sep = ", ";
     }
     if (p->reorder) {
-        add(buf, size, "%sreorder %g%%", sep, p->reorder);
+        str_append(buf, size, "%sreorder %g%%", sep, p->reorder);
         sep = ", ";
     }
     if (p->rate_bytes)
-        add(buf, size, "%srate %.0f kbit/s", sep, (double)p->rate_bytes * 8 / 1000);
+        str_append(buf, size, "%srate %.0f kbit/s", sep, (double)p->rate_bytes * 8 / 1000);
 }
