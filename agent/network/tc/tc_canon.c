@@ -539,6 +539,55 @@ static int refuse_block(const struct nlattr *a, struct mbuf *out, struct canon_c
 }
 
 /* Canonical (or, with c->replay, sendable) form of one dumped object. */
+/* One attribute of a tc object's top level: kept, dropped, rewritten by its
+ * kind's rules (TCA_OPTIONS), or refused. */
+static int canon_top_attr(const struct nlattr *a, int type, const struct kind *kk,
+                          struct mbuf *out, struct canon_cx *c)
+{
+    int r = 0;
+    switch (tcm_atype(a)) {
+    case TCA_KIND:
+        mbuf_copy(out, a);
+        break;
+    case TCA_CHAIN:
+        if (type != RTM_NEWTFILTER)
+            r = canon_refuse(c, "it carries a chain attribute, which only filters have");
+        else
+            mbuf_copy(out, a);
+        break;
+    case TCA_OPTIONS:
+        r = kk->opts(a, out, c);
+        break;
+    case TCA_STAB:
+        if (type != RTM_NEWQDISC)
+            r = canon_refuse(c, "it carries a size table, which only qdiscs have");
+        else
+            r = stab(a, out, c);
+        break;
+    case TCA_STATS2:
+        r = canon_stats2(a, out, c);
+        break;
+    case TCA_STATS:
+    case TCA_XSTATS:
+    case TCA_RATE:
+    case TCA_FCNT:
+    case TCA_PAD:
+    case TCA_EXT_WARN_MSG:
+        break;
+    case TCA_HW_OFFLOAD:
+        r = hw_offload(a, out, c);
+        break;
+    case TCA_INGRESS_BLOCK:
+    case TCA_EGRESS_BLOCK:
+        r = refuse_block(a, out, c);
+        break;
+    default:
+        r = canon_refuse(c, "the kernel reports attribute %d, which we do not know",
+                         tcm_atype(a));
+    }
+    return r;
+}
+
 int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
 {
     if (in->nlmsg_len < TCM_ATTR_OFF)
@@ -578,47 +627,7 @@ int canon(const struct nlmsghdr *in, struct mbuf *out, struct canon_cx *c)
     struct tcm_iter it = tcm_msg_attrs(in);
     const struct nlattr *a;
     while ((a = tcm_attr_next(&it))) {
-        int r = 0;
-        switch (tcm_atype(a)) {
-        case TCA_KIND:
-            mbuf_copy(out, a);
-            break;
-        case TCA_CHAIN:
-            if (type != RTM_NEWTFILTER)
-                r = canon_refuse(c, "it carries a chain attribute, which only filters have");
-            else
-                mbuf_copy(out, a);
-            break;
-        case TCA_OPTIONS:
-            r = kk->opts(a, out, c);
-            break;
-        case TCA_STAB:
-            if (type != RTM_NEWQDISC)
-                r = canon_refuse(c, "it carries a size table, which only qdiscs have");
-            else
-                r = stab(a, out, c);
-            break;
-        case TCA_STATS2:
-            r = canon_stats2(a, out, c);
-            break;
-        case TCA_STATS:
-        case TCA_XSTATS:
-        case TCA_RATE:
-        case TCA_FCNT:
-        case TCA_PAD:
-        case TCA_EXT_WARN_MSG:
-            break;
-        case TCA_HW_OFFLOAD:
-            r = hw_offload(a, out, c);
-            break;
-        case TCA_INGRESS_BLOCK:
-        case TCA_EGRESS_BLOCK:
-            r = refuse_block(a, out, c);
-            break;
-        default:
-            r = canon_refuse(c, "the kernel reports attribute %d, which we do not know",
-                             tcm_atype(a));
-        }
+        int r = canon_top_attr(a, type, kk, out, c);
         if (r < 0)
             return r;
     }

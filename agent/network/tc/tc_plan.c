@@ -163,6 +163,60 @@ static int plan_u32(const struct objs *s, const char *ifname, struct run *runs, 
     return 0;
 }
 
+/* Each filter entry once, and each instance in one piece (as a dump has
+ * them). keys is scratch room for max(nf, nruns) entries. */
+static int check_unique(const struct objs *s, const char *ifname, const struct run *runs,
+                        size_t nruns, struct hkey *keys, size_t nf, struct chaos_err *err)
+{
+    qsort(keys, nf, sizeof *keys, hkey_cmp);
+    for (size_t i = 1; i < nf; i++)
+        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b &&
+            keys[i].c == keys[i - 1].c && keys[i].d == keys[i - 1].d)
+            return invalid(ifname, err, s->m[keys[i].idx], "filter entry repeated");
+    for (size_t i = 0; i < nruns; i++) {
+        const struct nlmsghdr *m = s->m[runs[i].first];
+        const struct tcmsg *t = tcm_of(m);
+        uint32_t chain = 0;
+        IGNORE_RESULT(tcm_chain(m, &chain)); /* no TCA_CHAIN: chain 0, preset */
+        keys[i] = (struct hkey){t->tcm_parent, chain, TC_H_MAJ(t->tcm_info), 0, runs[i].first};
+    }
+    qsort(keys, nruns, sizeof *keys, hkey_cmp);
+    for (size_t i = 1; i < nruns; i++)
+        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b && keys[i].c == keys[i - 1].c)
+            return invalid(ifname, err, s->m[keys[i].idx], "filter instance split in two");
+    return 0;
+}
+
+/* u32 lists, under each of its instances, every hash table of the qdisc
+ * with the instance's priority: two instances at one priority (two chains,
+ * or the qdisc's block and a class's) show the same tables, and which one
+ * each starts classifying from (its root) cannot be read back from a dump.
+ * Guessing could swap them silently, so that is refused. keys is scratch. */
+static int check_u32_roots(const struct objs *s, const char *ifname, const struct run *runs,
+                           size_t nruns, struct hkey *keys, struct chaos_err *err)
+{
+    size_t nu = 0;
+    for (size_t i = 0; i < nruns; i++)
+        if (runs[i].u32) {
+            const struct tcmsg *t = tcm_of(s->m[runs[i].first]);
+            keys[nu++] =
+                (struct hkey){TC_H_MAJ(t->tcm_parent), TC_H_MAJ(t->tcm_info), 0, 0, runs[i].first};
+        }
+    qsort(keys, nu, sizeof *keys, hkey_cmp);
+    for (size_t i = 1; i < nu; i++)
+        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b) {
+            char other[192], why[320];
+            tcm_describe(s->m[keys[i - 1].idx], other, sizeof other);
+            snprintf(why, sizeof why,
+                     "u32 lists the hash tables of all its filters at one priority under each "
+                     "of them, so which table this one starts from cannot be read back (also "
+                     "here: %s); give them different priorities",
+                     other);
+            return invalid(ifname, err, s->m[keys[i].idx], why);
+        }
+    return 0;
+}
+
 static int plan_filters(const struct objs *s, const char *ifname, size_t first, struct plan *p,
                         struct chaos_err *err)
 {
@@ -205,23 +259,9 @@ static int plan_filters(const struct objs *s, const char *ifname, size_t first, 
             r->ht_left++;
         }
     }
-    /* Each entry once; each instance in one piece (as a dump has them). */
-    qsort(keys, nf, sizeof *keys, hkey_cmp);
-    for (size_t i = 1; i < nf; i++)
-        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b &&
-            keys[i].c == keys[i - 1].c && keys[i].d == keys[i - 1].d)
-            return invalid(ifname, err, s->m[keys[i].idx], "filter entry repeated");
-    for (size_t i = 0; i < nruns; i++) {
-        const struct nlmsghdr *m = s->m[runs[i].first];
-        const struct tcmsg *t = tcm_of(m);
-        uint32_t chain = 0;
-        IGNORE_RESULT(tcm_chain(m, &chain)); /* no TCA_CHAIN: chain 0, preset */
-        keys[i] = (struct hkey){t->tcm_parent, chain, TC_H_MAJ(t->tcm_info), 0, runs[i].first};
-    }
-    qsort(keys, nruns, sizeof *keys, hkey_cmp);
-    for (size_t i = 1; i < nruns; i++)
-        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b && keys[i].c == keys[i - 1].c)
-            return invalid(ifname, err, s->m[keys[i].idx], "filter instance split in two");
+    int rc = check_unique(s, ifname, runs, nruns, keys, nf, err);
+    if (rc < 0)
+        return rc;
     for (size_t i = 0; i < nruns; i++) {
         struct run *r = &runs[i];
         if (r->header == SIZE_MAX)
@@ -233,31 +273,9 @@ static int plan_filters(const struct objs *s, const char *ifname, size_t first, 
         if (!r->u32 && r->n == 1)
             p->v[p->n++] = (struct plan_op){r->header, false};
     }
-    /* u32 lists, under each of its instances, every hash table of the
-     * qdisc with the instance's priority: two instances at one priority
-     * (two chains, or the qdisc's block and a class's) show the same
-     * tables, and which one each starts classifying from (its root) cannot
-     * be read back from a dump. Guessing could swap them silently. */
-    size_t nu = 0;
-    for (size_t i = 0; i < nruns; i++)
-        if (runs[i].u32) {
-            const struct tcmsg *t = tcm_of(s->m[runs[i].first]);
-            keys[nu++] =
-                (struct hkey){TC_H_MAJ(t->tcm_parent), TC_H_MAJ(t->tcm_info), 0, 0, runs[i].first};
-        }
-    qsort(keys, nu, sizeof *keys, hkey_cmp);
-    for (size_t i = 1; i < nu; i++)
-        if (keys[i].a == keys[i - 1].a && keys[i].b == keys[i - 1].b) {
-            char other[192], why[320];
-            tcm_describe(s->m[keys[i - 1].idx], other, sizeof other);
-            snprintf(why, sizeof why,
-                     "u32 lists the hash tables of all its filters at one priority under each "
-                     "of them, so which table this one starts from cannot be read back (also "
-                     "here: %s); give them different priorities",
-                     other);
-            return invalid(ifname, err, s->m[keys[i].idx], why);
-        }
-    int rc = plan_u32(s, ifname, runs, nruns, hts, p, err);
+    if ((rc = check_u32_roots(s, ifname, runs, nruns, keys, err)) < 0)
+        return rc;
+    rc = plan_u32(s, ifname, runs, nruns, hts, p, err);
     if (rc < 0)
         return rc;
     for (size_t i = first; i < s->n; i++) {
@@ -275,6 +293,57 @@ static int plan_filters(const struct objs *s, const char *ifname, size_t first, 
  * qdiscs come after all classes of their parent), then the qdiscs under
  * them, breadth first; filters last (they name classes). Checks that s is
  * one consistent tree. */
+/* Appends the classes of qdisc qi to the plan, each after its parent
+ * (cq: classes by major, newest first; ch: classes by handle). */
+static int place_classes(const struct objs *s, const char *ifname, size_t qi, bool user_classes,
+                         const struct hkey *cq, const struct hkey *ch, size_t nc, bool *done,
+                         struct plan *p, struct chaos_err *err)
+{
+    uint32_t qhandle = tcm_of(s->m[qi])->tcm_handle;
+    long c0 = hkey_find(cq, nc, qhandle);
+    if (c0 >= 0 && !user_classes)
+        return invalid(ifname, err, s->m[cq[c0].idx], "a class of a qdisc without classes");
+    /* htb allows 8 levels; a few more rounds than that settle any
+     * valid order, and bound the work on a crafted one. */
+    for (int round = 0; c0 >= 0 && round < 12; round++)
+        for (size_t i = (size_t)c0; i < nc && cq[i].a == qhandle; i++) {
+            size_t ci = cq[i].idx;
+            uint32_t par = tcm_of(s->m[ci])->tcm_parent;
+            if (done[ci] || strcmp(tcm_kind(s->m[ci]), tcm_kind(s->m[qi])) != 0)
+                continue;
+            long pc = par == TC_H_ROOT || par == qhandle ? -1 : hkey_find(ch, nc, par);
+            if (pc >= 0 ? TC_H_MAJ(par) == qhandle && done[ch[pc].idx]
+                        : (par == TC_H_ROOT || par == qhandle)) {
+                done[ci] = true;
+                p->v[p->n++] = (struct plan_op){ci, false};
+            }
+        }
+    for (long i = c0; i >= 0 && (size_t)i < nc && cq[i].a == qhandle; i++)
+        if (!done[cq[i].idx])
+            return invalid(ifname, err, s->m[cq[i].idx],
+                           "class whose parent is missing, of another kind, or too deep");
+    return 0;
+}
+
+/* Every qdisc and class was reached from the root, and every filter sits
+ * under one of them. */
+static int check_all_placed(const struct objs *s, const char *ifname, size_t nq, size_t nc,
+                            const struct hkey *qh, const struct hkey *ch, const bool *done,
+                            struct chaos_err *err)
+{
+    for (size_t i = 0; i < nq + nc; i++)
+        if (!done[i])
+            return invalid(ifname, err, s->m[i],
+                           i < nq ? "qdisc whose parent is missing"
+                                  : "class of a qdisc that is missing");
+    for (size_t i = nq + nc; i < s->n; i++) {
+        uint32_t par = tcm_of(s->m[i])->tcm_parent;
+        if (TC_H_MIN(par) ? hkey_find(ch, nc, par) < 0 : hkey_find(qh, nq, par) < 0)
+            return invalid(ifname, err, s->m[i], "filter under a qdisc or class that is missing");
+    }
+    return 0;
+}
+
 static int plan_tree(const struct objs *s, const char *ifname, struct plan *p,
                      struct chaos_err *err)
 {
@@ -337,28 +406,9 @@ static int plan_tree(const struct objs *s, const char *ifname, struct plan *p,
         uint32_t qhandle = tcm_of(s->m[qi])->tcm_handle;
         bool user_classes = canon_user_classes(tcm_kind(s->m[qi]));
         p->v[p->n++] = (struct plan_op){qi, false};
-        long c0 = hkey_find(cq, nc, qhandle);
-        if (c0 >= 0 && !user_classes)
-            return invalid(ifname, err, s->m[cq[c0].idx], "a class of a qdisc without classes");
-        /* htb allows 8 levels; a few more rounds than that settle any
-         * valid order, and bound the work on a crafted one. */
-        for (int round = 0; c0 >= 0 && round < 12; round++)
-            for (size_t i = (size_t)c0; i < nc && cq[i].a == qhandle; i++) {
-                size_t ci = cq[i].idx;
-                uint32_t par = tcm_of(s->m[ci])->tcm_parent;
-                if (done[ci] || strcmp(tcm_kind(s->m[ci]), tcm_kind(s->m[qi])) != 0)
-                    continue;
-                long pc = par == TC_H_ROOT || par == qhandle ? -1 : hkey_find(ch, nc, par);
-                if (pc >= 0 ? TC_H_MAJ(par) == qhandle && done[ch[pc].idx]
-                            : (par == TC_H_ROOT || par == qhandle)) {
-                    done[ci] = true;
-                    p->v[p->n++] = (struct plan_op){ci, false};
-                }
-            }
-        for (long i = c0; i >= 0 && (size_t)i < nc && cq[i].a == qhandle; i++)
-            if (!done[cq[i].idx])
-                return invalid(ifname, err, s->m[cq[i].idx],
-                               "class whose parent is missing, of another kind, or too deep");
+        int rc = place_classes(s, ifname, qi, user_classes, cq, ch, nc, done, p, err);
+        if (rc < 0)
+            return rc;
         for (long i = hkey_find(qp, nq, qhandle); i >= 0 && (size_t)i < nq && qp[i].a == qhandle;
              i++) {
             size_t ci = qp[i].idx;
@@ -371,16 +421,9 @@ static int plan_tree(const struct objs *s, const char *ifname, struct plan *p,
             queue[tail++] = ci;
         }
     }
-    for (size_t i = 0; i < nq + nc; i++)
-        if (!done[i])
-            return invalid(ifname, err, s->m[i],
-                           i < nq ? "qdisc whose parent is missing"
-                                  : "class of a qdisc that is missing");
-    for (size_t i = nq + nc; i < s->n; i++) {
-        uint32_t par = tcm_of(s->m[i])->tcm_parent;
-        if (TC_H_MIN(par) ? hkey_find(ch, nc, par) < 0 : hkey_find(qh, nq, par) < 0)
-            return invalid(ifname, err, s->m[i], "filter under a qdisc or class that is missing");
-    }
+    int rc = check_all_placed(s, ifname, nq, nc, qh, ch, done, err);
+    if (rc < 0)
+        return rc;
     return plan_filters(s, ifname, nq + nc, p, err);
 }
 

@@ -137,12 +137,85 @@ static int dump(struct nl_tc *t, int type, int ifindex, uint32_t parent, const c
     return 0;
 }
 
+/* The canonical copy of m, appended to s. */
+static int add_canon(struct tc_snapshot *s, const struct nlmsghdr *m, struct canon_cx *c)
+{
+    struct nlmsghdr *copy;
+    int r = canon_dup(m, &copy, c);
+    if (r < 0)
+        return r;
+    if (snap_add(s, copy) < 0) {
+        free(copy);
+        return chaos_err_set(c->err, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* The classes users made, under the qdiscs already taken (the first
+ * nqdisc of s); a changed hfsc root class is refused. */
+static int take_classes(struct nl_tc *t, int ifindex, const char *ifname, struct tc_snapshot *s,
+                        size_t nqdisc, struct canon_cx *c)
+{
+    struct chaos_err *err = c->err;
+    __attribute__((cleanup(msgvec_freep))) struct msgvec cl = {0};
+    int r;
+    if ((r = dump(t, RTM_GETTCLASS, ifindex, 0, ifname, &cl, err)) < 0)
+        return r;
+    for (size_t i = 0; i < cl.n; i++) {
+        const struct tcmsg *k = tcm_of(cl.v[i]);
+        bool user_classes = false;
+        for (size_t j = 0; j < nqdisc; j++)
+            if (tcm_of(s->m[j])->tcm_handle == TC_H_MAJ(k->tcm_handle))
+                user_classes = canon_user_classes(tcm_kind(s->m[j]));
+        /* Classes of ingress, of default qdiscs, and those a qdisc makes
+         * by itself are not configuration. */
+        if (!user_classes)
+            continue;
+        /* hfsc's own root class (minor 0) comes with the qdisc; as it
+         * comes, it has no service curves. Changed curves would need a
+         * change request, which we do not replay. */
+        if (TC_H_MIN(k->tcm_handle) == 0) {
+            const struct nlattr *o = tcm_find_attr(cl.v[i], TCA_OPTIONS);
+            if (!o || tcm_alen(o) == 0)
+                continue;
+            tcm_describe(cl.v[i], c->what, sizeof c->what);
+            return canon_refuse(c, "it is the root class its qdisc makes, and it was changed "
+                                    "(service curves set on it); only added classes are "
+                                    "replayed");
+        }
+        if ((r = add_canon(s, cl.v[i], c)) < 0)
+            return r;
+    }
+
+    return 0;
+}
+
+/* The filters of every qdisc and class taken: a filter dump lists one
+ * block, a qdisc's or a class's. */
+static int take_filters(struct nl_tc *t, int ifindex, const char *ifname, struct tc_snapshot *s,
+                        struct canon_cx *c)
+{
+    struct chaos_err *err = c->err;
+    int r;
+    size_t nowners = s->n;
+    for (size_t i = 0; i < nowners; i++) {
+        __attribute__((cleanup(msgvec_freep))) struct msgvec fl = {0};
+        if ((r = dump(t, RTM_GETTFILTER, ifindex, tcm_of(s->m[i])->tcm_handle, ifname, &fl, err)) <
+            0)
+            return r;
+        for (size_t j = 0; j < fl.n; j++) {
+            if ((r = add_canon(s, fl.v[j], c)) < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
 int tc_snapshot_take(struct nl_tc *t, int ifindex, const char *ifname, struct tc_snapshot **out,
                      struct chaos_err *err)
 {
     _cleanup_snap_ struct tc_snapshot *s = calloc(1, sizeof *s);
     __attribute__((cleanup(msgvec_freep))) struct msgvec qd = {0};
-    __attribute__((cleanup(msgvec_freep))) struct msgvec cl = {0};
     if (!s)
         return chaos_err_set(err, ENOMEM, "out of memory");
     struct canon_cx c = {.ifname = ifname, .err = err, .what = "a dumped object"};
@@ -178,66 +251,14 @@ int tc_snapshot_take(struct nl_tc *t, int ifindex, const char *ifname, struct tc
          * by itself when its parent is recreated. */
         if ((k > 0 && qm == root) || tcm_is_ingress(q) || q->tcm_handle == 0)
             continue;
-        struct nlmsghdr *m;
-        if ((r = canon_dup(qm, &m, &c)) < 0)
+        if ((r = add_canon(s, qm, &c)) < 0)
             return r;
-        if (snap_add(s, m) < 0) {
-            free(m);
-            return chaos_err_set(err, ENOMEM, "out of memory");
-        }
     }
     size_t nqdisc = s->n;
 
-    if ((r = dump(t, RTM_GETTCLASS, ifindex, 0, ifname, &cl, err)) < 0)
+    if ((r = take_classes(t, ifindex, ifname, s, nqdisc, &c)) < 0 ||
+        (r = take_filters(t, ifindex, ifname, s, &c)) < 0)
         return r;
-    for (size_t i = 0; i < cl.n; i++) {
-        const struct tcmsg *k = tcm_of(cl.v[i]);
-        bool user_classes = false;
-        for (size_t j = 0; j < nqdisc; j++)
-            if (tcm_of(s->m[j])->tcm_handle == TC_H_MAJ(k->tcm_handle))
-                user_classes = canon_user_classes(tcm_kind(s->m[j]));
-        /* Classes of ingress, of default qdiscs, and those a qdisc makes
-         * by itself are not configuration. */
-        if (!user_classes)
-            continue;
-        /* hfsc's own root class (minor 0) comes with the qdisc; as it
-         * comes, it has no service curves. Changed curves would need a
-         * change request, which we do not replay. */
-        if (TC_H_MIN(k->tcm_handle) == 0) {
-            const struct nlattr *o = tcm_find_attr(cl.v[i], TCA_OPTIONS);
-            if (!o || tcm_alen(o) == 0)
-                continue;
-            tcm_describe(cl.v[i], c.what, sizeof c.what);
-            return canon_refuse(&c, "it is the root class its qdisc makes, and it was changed "
-                                    "(service curves set on it); only added classes are "
-                                    "replayed");
-        }
-        struct nlmsghdr *m;
-        if ((r = canon_dup(cl.v[i], &m, &c)) < 0)
-            return r;
-        if (snap_add(s, m) < 0) {
-            free(m);
-            return chaos_err_set(err, ENOMEM, "out of memory");
-        }
-    }
-
-    /* A filter dump lists one block: a qdisc's, or a class's. */
-    size_t nowners = s->n;
-    for (size_t i = 0; i < nowners; i++) {
-        __attribute__((cleanup(msgvec_freep))) struct msgvec fl = {0};
-        if ((r = dump(t, RTM_GETTFILTER, ifindex, tcm_of(s->m[i])->tcm_handle, ifname, &fl, err)) <
-            0)
-            return r;
-        for (size_t j = 0; j < fl.n; j++) {
-            struct nlmsghdr *m;
-            if ((r = canon_dup(fl.v[j], &m, &c)) < 0)
-                return r;
-            if (snap_add(s, m) < 0) {
-                free(m);
-                return chaos_err_set(err, ENOMEM, "out of memory");
-            }
-        }
-    }
     if ((r = plan_check(s->m, s->n, ifname, err)) < 0)
         return r;
     *out = steal_pointer(&s);
