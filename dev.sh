@@ -50,10 +50,12 @@ demo)
 test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build -DCHAOS_WERROR=ON
-    (cd build && ctest --output-on-failure)
+    # -j: the VM suites run beside the host tests (tests/CMakeLists.txt keeps
+    # the host tests one at a time with a lock).
+    (cd build && ctest --output-on-failure -j"$(nproc)")
     # The same suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
     build build-asan -DCHAOS_WERROR=ON -DCHAOS_SANITIZE=ON
-    (cd build-asan && ctest --output-on-failure)
+    (cd build-asan && ctest --output-on-failure -j"$(nproc)")
     ;;
 *)
     echo "usage: ./dev.sh demo | ./dev.sh test" >&2
