@@ -276,7 +276,12 @@ bool check_eventually_met(struct check_result *r)
     if (r->n_obs == 0 || !r->obs[r->n_obs - 1].ok)
         return false;
     char d[32];
-    r->took_ms = r->obs[r->n_obs - 1].t_ms - r->obs[0].t_ms;
+    /* From the window's start, not the first sample's: "fired within 2m of
+     * the fault" counts the time before the first answer came too. */
+    int64_t from = r->window_start_ms > 0 ? r->window_start_ms : r->obs[0].t_ms;
+    r->took_ms = r->obs[r->n_obs - 1].t_ms - from;
+    if (r->took_ms < 0)
+        r->took_ms = 0;
     duration_format(r->took_ms, d, sizeof d);
     r->verdict = CHECK_PASSED;
     snprintf(r->reason, sizeof r->reason, "held after %s (sample %zu)", d, r->n_obs);

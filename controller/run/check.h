@@ -49,9 +49,12 @@ struct check_result {
     /* The detail of the latest sample that had one (a query's evaluation
      * time, how many alerts matched), for the report. */
     char last_detail[160];
-    /* Eventually mode: ms from the first sample's start to the start of the
-     * sample that held; -1 until one held. */
+    /* Eventually mode: ms from the window's start (window_start_ms) to the
+     * start of the sample that held; -1 until one held. */
     int64_t took_ms;
+    /* Monotonic ms when the check's window opened (the fault applied, the
+     * fault ended ...); 0 when unknown, then the first sample's start. */
+    int64_t window_start_ms;
     /* Error budget (probe_budget): evaluated by check_judge. */
     bool budget_evaluated;
     double budget_error_ratio; /* failures/total, or the query's ratio */

@@ -68,6 +68,8 @@ static void init_check_run(const struct scenario *s, struct run *run, struct che
         snprintf(cr->window, sizeof cr->window, "before the faults");
     else if (phase == PHASE_AFTER)
         snprintf(cr->window, sizeof cr->window, "after recovery");
+    else if (c->section == SECTION_ABORT)
+        snprintf(cr->window, sizeof cr->window, "for the whole run");
     else if (c->during >= 0)
         snprintf(cr->window, sizeof cr->window, "during '%s'", s->faults[c->during].name);
     else if (c->after >= 0)

@@ -146,6 +146,24 @@ static void note_failed_rounds(struct check_run *cr)
              fr->fault->name);
 }
 
+/* An abort_when that did not trigger. One that never got a sample was not
+ * watched: that is not "never triggered" (the run went on without its safety
+ * net), so it fails. */
+static void judge_untriggered_abort(struct check_run *cr)
+{
+    if (cr->res.verdict != CHECK_PENDING)
+        return;
+    if (cr->res.n_obs == 0) {
+        cr->res.verdict = CHECK_FAILED;
+        snprintf(cr->res.reason, sizeof cr->res.reason,
+                 "never sampled: the stop condition was not watched");
+    } else {
+        cr->res.verdict = CHECK_PASSED;
+        snprintf(cr->res.reason, sizeof cr->res.reason, "never triggered (%zu samples)",
+                 cr->res.n_obs);
+    }
+}
+
 static void finalize(struct check_run *cr)
 {
     if (cr->finalized)
@@ -154,11 +172,7 @@ static void finalize(struct check_run *cr)
     cr->ended_ms = rel_ms(cr->run);
     check_set_in_flight_at_end(&cr->res, (size_t)cr->in_flight);
     if (cr->check->section == SECTION_ABORT) {
-        if (cr->res.verdict == CHECK_PENDING) {
-            cr->res.verdict = CHECK_PASSED;
-            snprintf(cr->res.reason, sizeof cr->res.reason, "never triggered (%zu samples)",
-                     cr->res.n_obs);
-        }
+        judge_untriggered_abort(cr);
     } else if (is_eventually(cr)) {
         if (!check_eventually_met(&cr->res))
             check_eventually_expired(&cr->res, cr->window);
@@ -257,6 +271,7 @@ static void start_check(struct check_run *cr, int64_t length_ms)
     int64_t now = loop_now_ms();
     cr->sampling = true;
     cr->mono_start = cr->next_tick = now;
+    cr->res.window_start_ms = now;
     cr->started_ms = now - run->mono_start;
     if (is_eventually(cr) && (length_ms < 0 || cr->check->within_ms < length_ms))
         length_ms = cr->check->within_ms;
@@ -277,7 +292,8 @@ static bool all_done(struct run *run, enum run_phase phase, bool *any_failed)
     bool done = true;
     for (size_t i = 0; i < run->res->n_checks; i++) {
         struct check_run *cr = &run->res->checks[i];
-        if (cr->phase != phase)
+        /* abort_when is watched across every phase: it never holds one up. */
+        if (cr->phase != phase || cr->check->section == SECTION_ABORT)
             continue;
         if (!cr->finalized)
             done = false;
@@ -291,6 +307,7 @@ static bool all_done(struct run *run, enum run_phase phase, bool *any_failed)
 
 static void begin_faults(struct run *run);
 static void begin_after(struct run *run);
+static void stop_abort_watch(struct run *run);
 
 static bool faults_all_ended(struct run *run)
 {
@@ -326,6 +343,7 @@ static void maybe_advance(struct run *run)
     case PHASE_AFTER:
         if (!all_done(run, PHASE_AFTER, &failed))
             return;
+        stop_abort_watch(run);
         for (size_t i = 0; i < run->res->n_checks; i++)
             if (run->res->checks[i].res.verdict == CHECK_FAILED)
                 failed = true;
@@ -336,10 +354,11 @@ static void maybe_advance(struct run *run)
 
 static void check_finalized(struct run *run, struct check_run *cr)
 {
-    if (cr->check->section != SECTION_ABORT)
-        event(run, "%s '%s' %s: %s",
-              cr->check->section == SECTION_STEADY ? "steady state" : "expectation",
-              cr->check->name, check_verdict_str(cr->res.verdict), cr->res.reason);
+    if (cr->check->section == SECTION_ABORT)
+        return; /* it holds up no phase (all_done) */
+    event(run, "%s '%s' %s: %s",
+          cr->check->section == SECTION_STEADY ? "steady state" : "expectation", cr->check->name,
+          check_verdict_str(cr->res.verdict), cr->res.reason);
     maybe_advance(run);
 }
 
@@ -347,13 +366,28 @@ static void start_phase_checks(struct run *run, enum run_phase phase)
 {
     for (size_t i = 0; i < run->res->n_checks; i++) {
         struct check_run *cr = &run->res->checks[i];
-        if (cr->phase != phase)
-            continue;
-        const struct check *c = cr->check;
-        if (c->section == SECTION_STEADY)
-            start_check(cr, c->for_ms);
-        else if (c->section == SECTION_ABORT)
-            start_check(cr, -1); /* stopped when the last fault ends */
+        if (cr->phase == phase && cr->check->section == SECTION_STEADY)
+            start_check(cr, cr->check->for_ms);
+    }
+}
+
+/* abort_when is watched for the whole run: from the first steady-state
+ * sample to the end of the last after window and the recovery steady state
+ * (a breaker that trips only after the revert must stop the run too). */
+static void start_abort_watch(struct run *run)
+{
+    for (size_t i = 0; i < run->res->n_checks; i++)
+        if (run->res->checks[i].check->section == SECTION_ABORT)
+            start_check(&run->res->checks[i], -1);
+}
+
+/* The run's last check is judged: abort_when has watched all it will. */
+static void stop_abort_watch(struct run *run)
+{
+    for (size_t i = 0; i < run->res->n_checks; i++) {
+        struct check_run *cr = &run->res->checks[i];
+        if (cr->check->section == SECTION_ABORT && !cr->finalized)
+            stop_sampling(cr);
     }
 }
 
@@ -362,9 +396,8 @@ static void stop_phase_samplers(struct run *run)
 {
     for (size_t i = 0; i < run->res->n_checks; i++) {
         struct check_run *cr = &run->res->checks[i];
-        if (cr->phase == PHASE_FAULTS && cr->sampling &&
-            (cr->check->section == SECTION_ABORT ||
-             (cr->check->during < 0 && cr->check->after < 0)))
+        if (cr->phase == PHASE_FAULTS && cr->sampling && cr->check->section == SECTION_EXPECT &&
+            cr->check->during < 0 && cr->check->after < 0)
             stop_sampling(cr);
     }
 }
@@ -529,7 +562,7 @@ static void still_open(const struct run *run, char *buf, size_t size)
     }
     for (size_t i = 0; i < run->res->n_checks && off < (int)size; i++) {
         const struct check_run *cr = &run->res->checks[i];
-        if (cr->phase == PHASE_FAULTS && !cr->finalized) {
+        if (cr->phase == PHASE_FAULTS && !cr->finalized && cr->check->section != SECTION_ABORT) {
             off += snprintf(buf + off, size - (size_t)off, "%scheck '%s'", sep, cr->check->name);
             sep = ", ";
         }
@@ -646,7 +679,13 @@ static void finish(struct run *run, int code)
             loop_cancel_timer(run->loop, cr->end_timer);
         cr->tick_timer = cr->end_timer = 0;
         cr->sampling = false;
-        if (!cr->finalized) {
+        if (!cr->finalized && cr->check->section == SECTION_ABORT) {
+            /* It watched until now: judged on what it saw, never skipped. */
+            cr->finalized = true;
+            cr->ended_ms = rel_ms(run);
+            check_set_in_flight_at_end(&cr->res, (size_t)cr->in_flight);
+            judge_untriggered_abort(cr);
+        } else if (!cr->finalized) {
             cr->finalized = true;
             cr->res.verdict = CHECK_SKIPPED;
             snprintf(cr->res.reason, sizeof cr->res.reason, "%s",
@@ -739,6 +778,7 @@ static void start_run(struct run *run)
     run->phase = PHASE_BEFORE;
     if (s->n_steady)
         event(run, "checking the steady state");
+    start_abort_watch(run);
     start_phase_checks(run, PHASE_BEFORE);
     maybe_advance(run);
 }

@@ -115,6 +115,23 @@ Test(check, eventually_passes_on_first_success)
     check_result_free(&r);
 }
 
+/* "Fired within 2m of the fault": the time counts from the window's start
+ * (the apply), also when the first sample came later. */
+Test(check, eventually_took_counts_from_the_window_start)
+{
+    struct check c = make_check(SECTION_EXPECT, CMP_GE, 1);
+    c.within_ms = 5000;
+    struct check_result r;
+    check_result_init(&r, &c);
+    r.window_start_ms = 1000;
+    add(&r, 1200, 10, false, "firing is false");
+    add(&r, 3000, 10, true, NULL);
+    cr_expect(check_eventually_met(&r));
+    cr_expect_eq(r.took_ms, 2000);
+    cr_expect(strstr(r.reason, "held after 2s"), "%s", r.reason);
+    check_result_free(&r);
+}
+
 Test(check, abort_uses_the_last_for_window_only)
 {
     struct check c = make_check(SECTION_ABORT, CMP_LT, 0.5);
