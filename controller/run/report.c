@@ -221,8 +221,52 @@ static void bxml(struct buf *b, const char *s)
     }
 }
 
-/* One testcase per steady_state and expect window, with <failure> quoting
- * the reason and the failure tally, or <skipped>. */
+/* One <property> per scalar of the check's JSON summary (nested objects as
+ * "budget.burned", "latency_ms.p99"): the observed values, the time an
+ * eventually check took and the error budget burned, the same numbers the
+ * JSON report has, for CI systems that show testcase properties. */
+static void junit_props_of(struct buf *bp, const char *prefix, json_t *obj)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        char name[96];
+        snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", key);
+        char val[192];
+        if (json_is_object(v)) {
+            junit_props_of(bp, name, v);
+            continue;
+        }
+        if (json_is_integer(v))
+            snprintf(val, sizeof val, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(val, sizeof val, "%g", json_real_value(v));
+        else if (json_is_string(v))
+            snprintf(val, sizeof val, "%s", json_string_value(v));
+        else
+            continue; /* null (no samples) and the error tally (in <failure>) */
+        bprintf(bp, "        <property name=\"");
+        bxml(bp, name);
+        bprintf(bp, "\" value=\"");
+        bxml(bp, val);
+        bprintf(bp, "\"/>\n");
+    }
+}
+
+static void junit_properties(struct buf *bp, const struct check_run *cr, int64_t base_ms)
+{
+    json_t *sum = check_summary_json(&cr->res, base_ms);
+    if (!sum)
+        return;
+    bprintf(bp, "      <properties>\n");
+    junit_props_of(bp, "", sum);
+    bprintf(bp, "      </properties>\n");
+    json_decref(sum);
+}
+
+/* One testcase per steady_state and expect window, with its properties
+ * (above) and <failure> quoting the reason and the failure tally, or
+ * <skipped>. */
 static void junit_checks(struct buf *bp, const struct scenario *s, const struct run_result *r)
 {
     for (size_t i = 0; i < r->n_checks; i++) {
@@ -237,13 +281,14 @@ static void junit_checks(struct buf *bp, const struct scenario *s, const struct 
         bxml(bp, cr->check->name);
         bprintf(bp, " (");
         bxml(bp, cr->window);
-        bprintf(bp, ")\" time=\"%.3f\"", t);
+        bprintf(bp, ")\" time=\"%.3f\">\n", t);
+        junit_properties(bp, cr, r->mono_start_ms);
         if (cr->res.verdict == CHECK_PASSED) {
-            bprintf(bp, "/>\n");
+            bprintf(bp, "    </testcase>\n");
             continue;
         }
         const char *tag = cr->res.verdict == CHECK_FAILED ? "failure" : "skipped";
-        bprintf(bp, ">\n      <%s message=\"", tag);
+        bprintf(bp, "      <%s message=\"", tag);
         bxml(bp, cr->res.reason);
         if (cr->res.verdict == CHECK_FAILED) {
             bprintf(bp, "\" type=\"expectation\">");
