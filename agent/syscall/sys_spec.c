@@ -16,6 +16,7 @@
 
 #include "duration.h"
 #include "jsonv.h"
+#include "proc_target.h"
 #include "util.h"
 
 /* ---- syscall tables ---- */
@@ -365,20 +366,11 @@ static int parse_cidr(struct sys_spec *s, const char *v, const char *ctx, struct
     return 0;
 }
 
-static int parse_target(struct sys_spec *s, const json_t *target, const char *ctx,
-                        struct chaos_err *err)
+/* target.command (and output_dir): the workload to launch. */
+static int parse_command(struct sys_spec *s, const json_t *target, const char *ctx,
+                         const char *tctx, struct chaos_err *err)
 {
-    if (!target)
-        return field_err(err, ctx, "target", "required: {\"command\": [\"prog\", \"arg\" ...]}");
-    if (!json_is_object(target))
-        return field_err(err, ctx, "target", "must be an object, not %s", jv_type_name(target));
-    if (json_object_get(target, "pid") || json_object_get(target, "name"))
-        return field_err(err, ctx, "target",
-                         "a running process (pid, name) is not supported yet; launch the "
-                         "workload with \"command\"");
     static const char *const keys[] = {"command", "output_dir", NULL};
-    char tctx[256];
-    snprintf(tctx, sizeof tctx, "%s%starget", ctx ? ctx : "", ctx && *ctx ? ": " : "");
     int r = jv_only_keys(target, tctx, keys, err);
     if (r < 0)
         return r;
@@ -409,6 +401,60 @@ static int parse_target(struct sys_spec *s, const json_t *target, const char *ct
     return 0;
 }
 
+/* A running process, selected as the process kind selects (proc_target.h).
+ * An explicit pid must be running now: there is nothing to attach to
+ * otherwise, and saying so before the run is kinder than failing in it. */
+static int parse_running(struct sys_spec *s, const json_t *target, const char *ctx,
+                         const char *tctx, struct chaos_err *err)
+{
+    if (json_object_get(target, "output_dir"))
+        return field_err(err, ctx, "target.output_dir",
+                         "only with target.command (a running process keeps its own output)");
+    int r = proc_target_parse(target, tctx, NULL, &s->running, err);
+    if (r < 0)
+        return r;
+    const json_t *pid = json_object_get(target, "pid");
+    if (pid) {
+        struct proc_ent e;
+        char state = 0;
+        long long p = json_integer_value(pid);
+        if (proc_target_stat((pid_t)p, &e, &state) < 0 || state == 'Z' || state == 'X')
+            return field_err(err, ctx, "target.pid",
+                             "no process %lld is running (nothing to attach to)", p);
+    }
+    return 0;
+}
+
+static const char *const running_keys[] = {"pid",    "name",         "cmdline", "pidfile",
+                                           "cgroup", "systemd_unit", NULL};
+
+static int parse_target(struct sys_spec *s, const json_t *target, const char *ctx,
+                        struct chaos_err *err)
+{
+    if (!target)
+        return field_err(err, ctx, "target",
+                         "required: {\"command\": [\"prog\", \"arg\" ...]} to launch a "
+                         "program, or a running process: {\"pid\": N} (or name, cmdline, "
+                         "pidfile, cgroup, systemd_unit)");
+    if (!json_is_object(target))
+        return field_err(err, ctx, "target", "must be an object, not %s", jv_type_name(target));
+    char tctx[256];
+    snprintf(tctx, sizeof tctx, "%s%starget", ctx ? ctx : "", ctx && *ctx ? ": " : "");
+    const char *sel = NULL;
+    for (size_t i = 0; running_keys[i] && !sel; i++)
+        if (json_object_get(target, running_keys[i]))
+            sel = running_keys[i];
+    if (sel && json_object_get(target, "command"))
+        return field_err(err, ctx, "target",
+                         "give either command (a program to launch) or a running process "
+                         "(pid, name, cmdline, pidfile, cgroup, systemd_unit), not both (got "
+                         "command and %s)",
+                         sel);
+    if (sel)
+        return parse_running(s, target, ctx, tctx, err);
+    return parse_command(s, target, ctx, tctx, err);
+}
+
 void sys_spec_free(struct sys_spec *s)
 {
     if (!s)
@@ -420,6 +466,7 @@ void sys_spec_free(struct sys_spec *s)
     free(s->path_prefix);
     free(s->path_glob);
     free(s->output_dir);
+    proc_target_free(s->running);
     free(s);
 }
 
@@ -639,10 +686,15 @@ void sys_spec_plan(const struct sys_spec *s, char *buf, size_t size)
     char most[48] = "";
     if (s->max)
         snprintf(most, sizeof most, ", at most %lld time%s", s->max, s->max == 1 ? "" : "s");
-    snprintf(buf, size,
-             "syscalls %s: %s%s; calls %lld+ every %lld%s%s%s, probability %g, "
-             "command '%s'",
+    char target[320];
+    if (s->running) {
+        char sel[256];
+        proc_target_describe(s->running, sel, sizeof sel);
+        snprintf(target, sizeof target, "running process %s (ptrace)", sel);
+    } else {
+        snprintf(target, sizeof target, "command '%s'", s->argv && s->argv[0] ? s->argv[0] : "");
+    }
+    snprintf(buf, size, "syscalls %s: %s%s; calls %lld+ every %lld%s%s%s, probability %g, %s",
              names, what, delay, s->after + 1, s->every, most, s->path_prefix ? ", under " : "",
-             s->path_prefix ? s->path_prefix : "", s->probability,
-             s->argv && s->argv[0] ? s->argv[0] : "");
+             s->path_prefix ? s->path_prefix : "", s->probability, target);
 }

@@ -1,6 +1,7 @@
 /* The syscall kind's validated spec: which syscalls, what to do to them,
  * which calls (counters, probability, argument filters), and the command to
- * launch. Parsed from the fault's JSON or from strace's --inject words. */
+ * launch or the running processes to attach to. Parsed from the fault's JSON
+ * or from strace's --inject words. */
 #ifndef CHAOS_SYS_SPEC_H
 #define CHAOS_SYS_SPEC_H
 
@@ -10,6 +11,8 @@
 #include "chaos_err.h"
 
 #define SYS_SPEC_MAX_NR 128
+
+struct proc_target;
 
 /* How a selected syscall's argument can be filtered. */
 enum sys_argkind { SYS_ARG_NONE, SYS_ARG_PATH, SYS_ARG_FD, SYS_ARG_ADDR };
@@ -33,8 +36,9 @@ struct sys_spec {
     uint32_t addr;     /* host order */
     int prefix_len;    /* 0..32 */
     int port;          /* 0: any */
-    char **argv;       /* target.command, NULL-terminated */
+    char **argv;       /* target.command, NULL-terminated; NULL for a running process */
     char *output_dir;  /* target.output_dir; NULL: the default */
+    struct proc_target *running; /* a running process (pid, name ...); NULL for a command */
 };
 
 /* Parses target and params (see docs/faults/syscall.md). Errors name the

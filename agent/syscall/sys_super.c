@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -30,6 +29,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
+#include "sys_match.h"
 #include "util.h"
 
 #define MAX_PENDING 256
@@ -62,109 +62,6 @@ static int64_t real_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads a NUL-terminated string from pid's memory, page by page. */
-static int read_str(pid_t pid, uint64_t addr, char *buf, size_t size)
-{
-    size_t got = 0;
-    while (got < size - 1) {
-        size_t chunk = 4096 - ((addr + got) & 4095);
-        if (chunk > size - 1 - got)
-            chunk = size - 1 - got;
-        struct iovec l = {buf + got, chunk}, r = {(void *)(uintptr_t)(addr + got), chunk};
-        ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
-        if (n <= 0)
-            return -1;
-        if (memchr(buf + got, '\0', (size_t)n))
-            return 0;
-        got += (size_t)n;
-    }
-    buf[size - 1] = '\0';
-    return 0;
-}
-
-static int read_link(pid_t pid, const char *what, char *buf, size_t size)
-{
-    char p[64];
-    snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, what);
-    ssize_t n = readlink(p, buf, size - 1);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return 0;
-}
-
-static bool path_matches(const struct sys_spec *s, const char *path)
-{
-    if (s->path_prefix) {
-        size_t n = strlen(s->path_prefix);
-        if (strncmp(path, s->path_prefix, n) != 0)
-            return false;
-        if (path[n] != '\0' && path[n] != '/' && s->path_prefix[n - 1] != '/')
-            return false;
-    }
-    if (s->path_glob && fnmatch(s->path_glob, path, 0) != 0)
-        return false;
-    return true;
-}
-
-/* Whether the call's arguments pass the spec's filters. */
-static bool args_match(const struct sys_spec *s, const struct seccomp_notif *req)
-{
-    int idx = -1, len_idx = -1;
-    enum sys_argkind k = sys_argkind_of(req->data.nr, &idx, &len_idx);
-    bool want_path = s->path_prefix || s->path_glob;
-    if (want_path && k == SYS_ARG_PATH) {
-        char path[PATH_MAX], full[PATH_MAX * 2];
-        if (read_str(req->pid, req->data.args[idx], path, sizeof path) < 0)
-            return false;
-        if (path[0] == '/')
-            return path_matches(s, path);
-        /* Relative: against the dirfd (the argument before it) or the cwd. */
-        char base[PATH_MAX], what[32];
-        int dirfd = idx > 0 ? (int)req->data.args[idx - 1] : AT_FDCWD;
-        if (dirfd == AT_FDCWD)
-            snprintf(what, sizeof what, "cwd");
-        else
-            snprintf(what, sizeof what, "fd/%d", dirfd);
-        if (read_link(req->pid, what, base, sizeof base) < 0)
-            return false;
-        snprintf(full, sizeof full, "%s/%s", base, path);
-        return path_matches(s, full);
-    }
-    if (want_path && k == SYS_ARG_FD) {
-        char what[32], path[PATH_MAX];
-        snprintf(what, sizeof what, "fd/%d", (int)req->data.args[idx]);
-        return read_link(req->pid, what, path, sizeof path) == 0 && path_matches(s, path);
-    }
-    if ((s->has_addr || s->port) && k == SYS_ARG_ADDR) {
-        struct sockaddr_in sin;
-        uint64_t len = req->data.args[len_idx];
-        if (req->data.args[idx] == 0 || len < sizeof sin)
-            return false; /* not IPv4 (a unix socket, say): never ours */
-        struct iovec l = {&sin, sizeof sin},
-                     r = {(void *)(uintptr_t)req->data.args[idx], sizeof sin};
-        if (process_vm_readv(req->pid, &l, 1, &r, 1, 0) != (ssize_t)sizeof sin ||
-            sin.sin_family != AF_INET)
-            return false;
-        if (s->port && ntohs(sin.sin_port) != s->port)
-            return false;
-        if (s->has_addr && s->prefix_len > 0) {
-            uint32_t mask = s->prefix_len == 32 ? 0xffffffffu : ~(0xffffffffu >> s->prefix_len);
-            if ((ntohl(sin.sin_addr.s_addr) & mask) != (s->addr & mask))
-                return false;
-        }
-    }
-    return true;
-}
-
-static bool selected(const struct sys_spec *s, int nr)
-{
-    for (size_t i = 0; i < s->n_nr; i++)
-        if (s->nr[i] == nr)
-            return true;
-    return false;
 }
 
 static void respond(int fd, struct seccomp_notif_resp *resp, uint64_t id, int err_no,
@@ -391,7 +288,8 @@ static long long serve(const struct sys_spec *s, int lfd, struct seccomp_notif *
             respond(lfd, resp, req->id, 0, false, 0);
             continue;
         }
-        if (window_over || !selected(s, req->data.nr) || !args_match(s, req) ||
+        if (window_over || !sys_call_selected(s, req->data.nr) ||
+            !sys_args_match(s, (pid_t)req->pid, req->data.nr, req->data.args) ||
             seccomp_notify_id_valid(lfd, req->id) != 0 || !sys_decide(s, &c)) {
             respond(lfd, resp, req->id, 0, false, 0);
             continue;

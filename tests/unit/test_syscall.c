@@ -166,9 +166,74 @@ Test(syscall, bad_specs_name_the_field)
     parse_fails(NULL, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}", "f: target: required");
     parse_fails("{\"command\": []}", "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}",
                 "target.command: required");
-    parse_fails("{\"pid\": 12}", "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}",
-                "not supported yet");
     parse_fails(CMD, "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"evry\": 2}", "evry");
+}
+
+#define EIO_WRITE "{\"syscalls\": [\"write\"], \"errno\": \"EIO\"}"
+
+/* A pid no process has: above pid_max, which the kernel never hands out. */
+static long free_pid(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    long max = 0;
+    cr_assert(f && fscanf(f, "%ld", &max) == 1);
+    fclose(f);
+    cr_assert(max > 2);
+    for (long p = max - 1; p > 1; p--) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld", p);
+        if (access(path, F_OK) != 0)
+            return p;
+    }
+    cr_assert_fail("no free pid");
+    return 0;
+}
+
+Test(syscall, running_process_targets)
+{
+    char t[128];
+    snprintf(t, sizeof t, "{\"pid\": %d}", (int)getpid());
+    struct sys_spec *s = parse_ok(t, EIO_WRITE);
+    cr_assert(s->running && !s->argv);
+    char plan[512];
+    sys_spec_plan(s, plan, sizeof plan);
+    cr_assert(strstr(plan, "running process pid"), "plan: %s", plan);
+    sys_spec_free(s);
+    static const char *const ok[] = {
+        "{\"name\": \"sqlite3\"}", "{\"name\": \"sqlite3\", \"pick\": 1, \"seed\": 3}",
+        "{\"cmdline\": \"^python3 .*srv\"}", "{\"cgroup\": \"/sys/fs/cgroup/app.slice\"}",
+        "{\"systemd_unit\": \"nginx.service\"}", "{\"pidfile\": \"/run/app.pid\"}"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        s = parse_ok(ok[i], EIO_WRITE);
+        cr_assert(s->running, "%s", ok[i]);
+        sys_spec_free(s);
+    }
+}
+
+Test(syscall, running_process_errors)
+{
+    char t[128];
+    snprintf(t, sizeof t, "{\"pid\": %ld}", free_pid());
+    parse_fails(t, EIO_WRITE, "f: target.pid: no process");
+    parse_fails("{\"pid\": 1}", EIO_WRITE, "target.pid: 1 is init");
+    parse_fails("{\"pid\": 0}", EIO_WRITE, "target.pid");
+    parse_fails("{\"pid\": \"12\"}", EIO_WRITE, "target.pid");
+    snprintf(t, sizeof t, "{\"pid\": %d, \"command\": [\"true\"]}", (int)getpid());
+    parse_fails(t, EIO_WRITE, "f: target: give either command");
+    parse_fails("{\"name\": \"x\", \"command\": [\"true\"]}", EIO_WRITE, "got command and name");
+    snprintf(t, sizeof t, "{\"pid\": %d, \"output_dir\": \"/tmp/x\"}", (int)getpid());
+    parse_fails(t, EIO_WRITE, "target.output_dir: only with target.command");
+    snprintf(t, sizeof t, "{\"pid\": %d, \"name\": \"x\"}", (int)getpid());
+    parse_fails(t, EIO_WRITE, "give exactly one of");
+    parse_fails("{\"name\": \"a-name-longer-than-15\"}", EIO_WRITE, "target.name");
+    parse_fails("{\"name\": \"x\", \"pick\": 0}", EIO_WRITE, "target.pick");
+    parse_fails("{\"name\": \"x\", \"pid_file\": \"/x\"}", EIO_WRITE, "pid_file");
+    parse_fails("{\"cgroup\": \"/sys/fs/cgroup\"}", EIO_WRITE, "root of a cgroup hierarchy");
+    parse_fails("{\"systemd_unit\": \"nginx\"}", EIO_WRITE, "target.systemd_unit");
+    /* The params are checked as for a command. */
+    snprintf(t, sizeof t, "{\"pid\": %d}", (int)getpid());
+    parse_fails(t, "{\"syscalls\": [\"getpid\"], \"errno\": \"EIO\", \"path_prefix\": \"/t\"}",
+                "params.path_prefix: getpid takes no path");
 }
 
 Test(syscall, counters_every_after_max)
