@@ -216,7 +216,11 @@ int agent_policy_check(const struct agent_policy *p, const char *kind, const jso
         return chaos_err_set(err, EPERM,
                              "target.command: the agent never launches commands "
                              "for remote callers; run this fault with `chaos run` on the machine");
-    if (strcmp(kind, "process") == 0)
+    /* A syscall fault's running-process target selects as the process
+     * kind does, and is judged by the same rules (never PID 1 or the agent,
+     * the process lists); a ptrace of a process is no smaller a blast than
+     * a signal to it. */
+    if (strcmp(kind, "process") == 0 || strcmp(kind, "syscall") == 0)
         return check_process(p, target, err);
     if (strcmp(kind, "network") == 0)
         return check_network(p, target, params, err);
