@@ -16,7 +16,7 @@
 /* Every kind this version knows, in the order error messages list them. */
 static const struct probe_ops *const kinds[] = {
     &probe_http_ops,         &probe_command_ops, &probe_prometheus_ops, &probe_prometheus_alert_ops,
-    &probe_alertmanager_ops,
+    &probe_alertmanager_ops, &probe_workload_ops,
 };
 #define N_KINDS ARRAY_SIZE(kinds)
 
@@ -207,6 +207,15 @@ int probe_parse(const json_t *probe_obj, const json_t *expect_obj, const char *c
     }
     *out = p;
     return 0;
+}
+
+int probe_bind_faults(struct probe *p, const struct probe_fault_ref *faults, size_t n,
+                      const char *ctx, struct chaos_err *err)
+{
+    if (!kinds[p->kind]->bind)
+        return 0;
+    int r = kinds[p->kind]->bind(p->impl, faults, n, err);
+    return r < 0 ? with_ctx(err, ctx, r) : 0;
 }
 
 const struct probe_budget *probe_budget(const struct probe *p)

@@ -37,10 +37,25 @@ struct probe_runner;  /* shared machinery (curl multi handle) bound to one loop 
 int probe_parse(const json_t *probe_obj, const json_t *expect_obj, const char *ctx,
                 struct probe **out, struct chaos_err *err) __attribute__((warn_unused_result));
 
+/* A fault of the scenario as a probe that names one sees it (the workload
+ * probe names the syscall fault whose command it watches). */
+struct probe_fault_ref {
+    const char *name;   /* the fault's name in the scenario */
+    const char *kind;   /* "syscall", "process", ... */
+    const json_t *json; /* the fault's object as written */
+};
+
+/* Resolves what p names among the scenario's faults; a no-op for kinds that
+ * name none. Errors read "<ctx>: probe.workload.fault: no fault is called
+ * 'X' (faults: ...)". The scenario calls it right after probe_parse. */
+int probe_bind_faults(struct probe *p, const struct probe_fault_ref *faults, size_t n,
+                      const char *ctx, struct chaos_err *err) __attribute__((warn_unused_result));
+
 /* NULL-terminated list of the per-sample condition keys of p's kind. */
 const char *const *probe_expect_keys(const struct probe *p);
 
-/* "http", "command", "prometheus", "prometheus_alert" or "alertmanager". */
+/* "http", "command", "prometheus", "prometheus_alert", "alertmanager" or
+ * "workload". */
 const char *probe_kind(const struct probe *p);
 
 /* How many samples of one check may be in flight at once; a tick that finds

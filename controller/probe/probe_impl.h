@@ -38,6 +38,11 @@ struct probe_ops {
      * probe_ref() while the sample is in flight. */
     int (*start)(void *state, const struct probe *p, const void *impl, probe_done_cb done,
                  void *arg, struct chaos_err *err);
+    /* Optional (NULL: the kind names no fault): resolves the faults the
+     * kind's object names (probe_bind_faults). Error paths start with
+     * "probe.<name>."; the dispatcher puts the caller's ctx in front. */
+    int (*bind)(void *impl, const struct probe_fault_ref *faults, size_t n,
+                struct chaos_err *err);
 };
 
 extern const struct probe_ops probe_http_ops;
@@ -45,6 +50,7 @@ extern const struct probe_ops probe_command_ops;
 extern const struct probe_ops probe_prometheus_ops;
 extern const struct probe_ops probe_prometheus_alert_ops;
 extern const struct probe_ops probe_alertmanager_ops;
+extern const struct probe_ops probe_workload_ops;
 
 /* Takes a reference on p so it outlives a caller's probe_free() while a
  * sample is in flight; drop it with probe_free(). */

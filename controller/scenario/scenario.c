@@ -510,6 +510,17 @@ static int check_window(const struct scenario *s, enum check_section sec, int ha
 }
 
 /* The check's own fields; "<field>: ..." errors, prefixed by the caller.
+/* Lets the probe resolve the faults it names (the workload probe's fault). */
+static int bind_probe(const struct scenario *s, struct probe *p, const char *ctx,
+                      struct chaos_err *err)
+{
+    struct probe_fault_ref refs[SCENARIO_MAX_FAULTS];
+    size_t n = s->n_faults < SCENARIO_MAX_FAULTS ? s->n_faults : SCENARIO_MAX_FAULTS;
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (struct probe_fault_ref){s->faults[i].name, s->faults[i].kind, s->faults[i].json};
+    return probe_bind_faults(p, refs, n, ctx, err);
+}
+
  * probe_parse errors come prefixed already: *prefixed says so. */
 static int parse_check_fields(struct scenario *s, enum check_section sec, const json_t *j,
                               const char *ctx, struct check *c, bool *prefixed,
@@ -571,6 +582,8 @@ static int parse_check_fields(struct scenario *s, enum check_section sec, const 
 
     r = probe_parse(probe, expect, ctx, &c->probe, err);
     if (r < 0) {
+    if (r == 0)
+        r = bind_probe(s, c->probe, ctx, err);
         *prefixed = true;
         return r;
     }
