@@ -509,7 +509,6 @@ static int check_window(const struct scenario *s, enum check_section sec, int ha
     return 0;
 }
 
-/* The check's own fields; "<field>: ..." errors, prefixed by the caller.
 /* Lets the probe resolve the faults it names (the workload probe's fault). */
 static int bind_probe(const struct scenario *s, struct probe *p, const char *ctx,
                       struct chaos_err *err)
@@ -521,6 +520,7 @@ static int bind_probe(const struct scenario *s, struct probe *p, const char *ctx
     return probe_bind_faults(p, refs, n, ctx, err);
 }
 
+/* The check's own fields; "<field>: ..." errors, prefixed by the caller.
  * probe_parse errors come prefixed already: *prefixed says so. */
 static int parse_check_fields(struct scenario *s, enum check_section sec, const json_t *j,
                               const char *ctx, struct check *c, bool *prefixed,
@@ -581,9 +581,9 @@ static int parse_check_fields(struct scenario *s, enum check_section sec, const 
         return r;
 
     r = probe_parse(probe, expect, ctx, &c->probe, err);
-    if (r < 0) {
     if (r == 0)
         r = bind_probe(s, c->probe, ctx, err);
+    if (r < 0) {
         *prefixed = true;
         return r;
     }
