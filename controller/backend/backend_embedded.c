@@ -49,7 +49,7 @@ static int embedded_open(struct loop *loop, const struct backend_options *opt, v
         opt->log(rerr.msg, opt->log_arg);
 
     /* The guard reverts this run's faults if this process dies without doing it. */
-    int r = guard_start(jpath, &b->guard, err);
+    int r = guard_start(jpath, opt->state_dir, &b->guard, err);
     if (r < 0) {
         free(b);
         return r;

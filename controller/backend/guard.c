@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "engine.h"
 #include "exit_codes.h"
+#include "run_silences.h"
 #include "util.h"
 
 static void guard_log(const char *line, void *arg)
@@ -19,7 +20,7 @@ static void guard_log(const char *line, void *arg)
 
 /* The guard's whole life: wait for the run to say "quit" or to vanish. */
 static void __attribute__((noreturn)) guard_main(int rfd, int ready_fd, pid_t run_pid,
-                                                 const char *journal)
+                                                 const char *journal, const char *state_dir)
 {
     prctl(PR_SET_NAME, "chaos-guard");
     /* Its own session and process group: `timeout -s KILL`, a CI runner or
@@ -48,10 +49,16 @@ static void __attribute__((noreturn)) guard_main(int rfd, int ready_fd, pid_t ru
     int r = engine_recover_file(journal, guard_log, NULL, &err);
     if (r < 0)
         fprintf(stderr, "chaos-guard: %s\n", err.msg);
-    _exit(r == 0 ? CHAOS_EXIT_OK : CHAOS_EXIT_ABORTED);
+    /* Then its game-day silences, so a dead run mutes no alert. The guard
+     * forked before the run had threads; its own curl starts here. */
+    int s = state_dir ? run_silences_recover(state_dir, false, guard_log, NULL, &err) : 0;
+    if (s < 0)
+        fprintf(stderr, "chaos-guard: %s\n", err.msg);
+    _exit(r == 0 && s == 0 ? CHAOS_EXIT_OK : CHAOS_EXIT_ABORTED);
 }
 
-int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err)
+int guard_start(const char *journal_path, const char *state_dir, struct guard *g,
+                struct chaos_err *err)
 {
     g->pid = -1;
     g->fd = -1;
@@ -78,7 +85,7 @@ int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err
     if (pid == 0) {
         close(p[1]);
         close(ready[0]);
-        guard_main(p[0], ready[1], run_pid, journal_path);
+        guard_main(p[0], ready[1], run_pid, journal_path, state_dir);
     }
     close(p[0]);
     close(ready[1]);

@@ -5,7 +5,8 @@
  * run that ends normally tells the guard to quit. The guard runs in its own
  * session, so a signal to the run's process group (`timeout -s KILL`, a CI
  * runner's kill) does not reach it, and it ignores SIGINT, SIGTERM, SIGHUP
- * and SIGPIPE as well. */
+ * and SIGPIPE as well. With state_dir (may be NULL) it then expires the
+ * Alertmanager silences of runs that are gone (run_silences.h). */
 #ifndef CHAOS_GUARD_H
 #define CHAOS_GUARD_H
 
@@ -20,7 +21,8 @@ struct guard {
 /* Forks the guard for the journal at journal_path and returns once it has
  * left this process group. Call before anything is applied and before other
  * threads exist. On failure nothing is running and err says why. */
-int guard_start(const char *journal_path, struct guard *g, struct chaos_err *err)
+int guard_start(const char *journal_path, const char *state_dir, struct guard *g,
+                struct chaos_err *err)
     __attribute__((warn_unused_result));
 
 /* The run has reverted everything it could: the guard exits without acting

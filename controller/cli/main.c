@@ -15,6 +15,7 @@
 #include "exit_codes.h"
 #include "outpath.h"
 #include "report.h"
+#include "run_silences.h"
 #include "runner.h"
 #include "scenario.h"
 
@@ -174,6 +175,15 @@ static int cmd_recover(int argc, char **argv)
         fprintf(stderr, "chaos: recover: %s\n", err.msg);
         return CHAOS_EXIT_ABORTED;
     }
+    /* Then the Alertmanager silences of game days that died. */
+    int silences = run_silences_recover(state_dir, all, print_recovery, NULL, &err);
+    if (silences < 0) {
+        fprintf(stderr, "chaos: recover: %s\n", err.msg);
+        return CHAOS_EXIT_ABORTED;
+    }
+    if (silences)
+        fprintf(stderr, "chaos: recover: %d silence%s could not be expired (see above); "
+                "their journals were kept\n", silences, silences == 1 ? "" : "s");
     if (failed) {
         fprintf(stderr,
                 "chaos: recover: %d fault%s could not be reverted or journal%s could not be "
@@ -181,7 +191,7 @@ static int cmd_recover(int argc, char **argv)
                 failed, failed == 1 ? "" : "s", failed == 1 ? "" : "s");
         return CHAOS_EXIT_ABORTED;
     }
-    return CHAOS_EXIT_OK;
+    return silences ? CHAOS_EXIT_ABORTED : CHAOS_EXIT_OK;
 }
 
 /* Writes the reports asked for; returns the run's exit code, or

@@ -61,8 +61,9 @@ static void rfc3339(int64_t unix_ms, char *buf, size_t size)
     snprintf(buf, size, "%s.%03dZ", d, (int)(unix_ms % 1000));
 }
 
-/* "name=value" etc. into Alertmanager's matcher object. */
-static json_t *matcher_json(const char *m, size_t i, struct chaos_err *err)
+/* "name=value" etc. into Alertmanager's matcher object; ctx names the
+ * matchers array in errors ("silence.matchers"). */
+static json_t *matcher_json(const char *m, const char *ctx, size_t i, struct chaos_err *err)
 {
     size_t n = strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
     const char *op = m + n;
@@ -80,9 +81,9 @@ static json_t *matcher_json(const char *m, size_t i, struct chaos_err *err)
         char q[64];
         probe_quote(m, q, sizeof q);
         chaos_err_set(err, EINVAL,
-                      "silence.matchers[%zu]: %s is not a matcher; write label=value, "
+                      "%s[%zu]: %s is not a matcher; write label=value, "
                       "label!=value, label=~regex or label!~regex",
-                      i, q);
+                      ctx, i, q);
         return NULL;
     }
     json_t *j = json_pack("{s:s%, s:s, s:b, s:b}", "name", m, n, "value", op + oplen, "isRegex", re,
@@ -90,6 +91,27 @@ static json_t *matcher_json(const char *m, size_t i, struct chaos_err *err)
     if (!j)
         chaos_err_set(err, ENOMEM, "silence: out of memory");
     return j;
+}
+
+int am_silence_check_matcher(const char *m, const char *ctx, size_t i, struct chaos_err *err)
+{
+    json_t *j = matcher_json(m, ctx, i, err);
+    if (!j)
+        return -err->code;
+    json_decref(j);
+    return 0;
+}
+
+int am_silence_check_conn(const json_t *conn, const char *ctx, struct chaos_err *err)
+{
+    static const char *const keys[] = {PCONN_KEYS, NULL};
+    struct pconn c = {0};
+    int r;
+    if ((r = jv_expect_object(conn, ctx, err)) < 0 || (r = jv_only_keys(conn, ctx, keys, err)) < 0)
+        return r;
+    r = pconn_parse(conn, ctx, &c, err);
+    pconn_clear(&c);
+    return r;
 }
 
 static void on_created(const struct pcurl_reply *rep, void *arg)
@@ -133,7 +155,7 @@ int am_silence_create(struct am_silencer *s, const struct am_silence_spec *spec,
     if (!ms)
         return chaos_err_set(err, ENOMEM, "silence: out of memory");
     for (size_t i = 0; i < spec->n_matchers; i++) {
-        json_t *m = matcher_json(spec->matchers[i], i, err);
+        json_t *m = matcher_json(spec->matchers[i], "silence.matchers", i, err);
         if (!m || json_array_append_new(ms, m) < 0) {
             json_decref(ms);
             return m ? chaos_err_set(err, ENOMEM, "silence: out of memory") : -EINVAL;

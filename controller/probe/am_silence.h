@@ -1,7 +1,7 @@
 /* Alertmanager silences for game days: create one for the run (so the
  * alerts a scenario expects page nobody) and expire it at the end, on
  * abort and by recovery. Asynchronous on the run's loop, like the probes.
- * Not wired into runs yet: the runner owns when (see docs/probes.md). */
+ * The runner owns when (controller/run/run_silences.c). */
 #ifndef CHAOS_AM_SILENCE_H
 #define CHAOS_AM_SILENCE_H
 
@@ -22,6 +22,15 @@ int am_silencer_new(struct loop *loop, const json_t *conn, const char *ctx,
     __attribute__((warn_unused_result));
 /* Drops requests in flight; their callbacks are not called. */
 void am_silencer_free(struct am_silencer *s);
+
+/* Checks a matcher ("alertname=CheckoutSlow") the way am_silence_create
+ * will; err names it as ctx[i]. Returns 0 or -EINVAL. */
+int am_silence_check_matcher(const char *m, const char *ctx, size_t i, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+/* Checks connection options the way am_silencer_new will, touching
+ * nothing (a secret's file or variable is read and dropped). */
+int am_silence_check_conn(const json_t *conn, const char *ctx, struct chaos_err *err)
+    __attribute__((warn_unused_result));
 
 struct am_silence_spec {
     const char *const *matchers; /* "alertname=CheckoutSlow", "severity=~page|ticket" */

@@ -225,7 +225,10 @@ static int am_parse(const json_t *obj, const json_t *expect, void **out, struct 
     if (!ap)
         return chaos_err_set(err, ENOMEM, "probe.alertmanager: out of memory");
     ap->firing = true;
-    ap->states = ST_ACTIVE;
+    /* A silenced or inhibited alert still fires: Alertmanager's states say
+     * whether it notifies. A game day's own silence must not hide the alert
+     * from the check that waits for it (docs/verification.md). */
+    ap->states = ST_ACTIVE | ST_SUPPRESSED;
     if ((r = parse_common(obj, "probe.alertmanager", ap, err)) < 0)
         goto fail;
     const json_t *arr;

@@ -23,6 +23,14 @@ void runner_print_plan(const struct scenario *s, FILE *out)
         fprintf(out, "   - '%s': %s every %s for %s\n", s->steady[i].name,
                 probe_describe(s->steady[i].probe), b, a);
     }
+    for (size_t i = 0; i < s->n_silences; i++) {
+        const struct scenario_silence *sl = &s->silences[i];
+        fprintf(out, "   then silence '%s' in %s for the run:", sl->name,
+                json_string_value(json_object_get(sl->alertmanager, "url")));
+        for (size_t k = 0; k < sl->n_matchers; k++)
+            fprintf(out, " %s", sl->matchers[k]);
+        fputc('\n', out);
+    }
     duration_format(scenario_fault_phase_ms(s), a, sizeof a);
     fprintf(out, "\n2. Fault phase (%s):\n", a);
     for (size_t i = 0; i < s->n_faults; i++) {
@@ -66,4 +74,6 @@ void runner_print_plan(const struct scenario *s, FILE *out)
                 probe_describe(s->abort_when[i].probe), b);
     }
     fprintf(out, "\n3. Recovery: every fault reverted, then the steady state checked again.\n");
+    if (s->n_silences)
+        fprintf(out, "   The silences are removed once every fault is reverted.\n");
 }

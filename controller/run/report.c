@@ -143,14 +143,21 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
                               ms_or_null(cr->ended_ms), "probe", probe_to_json(cr->check->probe),
                               "samples", samples ? samples : json_null()));
     }
-    return json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:I, s:i, s:s, s:I, s:b, s:b, s:s, s:O, s:o, "
-                     "s:o}",
+    json_t *j = json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:I, s:i, s:s, s:I, s:b, s:b, s:s, s:O, s:o, "
+                     "s:o, s:s}",
                      "report_version", 1, "scenario", "name", s->name, "file", s->path,
                      "description", s->description, "started_at", started, "duration_ms",
                      (json_int_t)r->duration_ms, "exit_code", r->exit_code, "verdict", r->verdict,
                      "checks_judged", (json_int_t)r->checks_judged,
                      "aborted", r->aborted, "interrupted", r->interrupted, "abort_reason",
-                     r->abort_reason, "timeline", r->timeline, "faults", faults, "checks", checks);
+                     r->abort_reason, "timeline", r->timeline, "faults", faults, "checks", checks,
+                     "run_id", r->run_id);
+    /* Only a scenario with silences has the key: its absence says "none asked". */
+    if (j && r->silences && json_object_set(j, "silences", r->silences) < 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 int report_write_json(const struct scenario *s, const struct run_result *r, const char *path,
@@ -256,8 +263,12 @@ static void junit_props_of(struct buf *bp, const char *prefix, json_t *obj)
 static void junit_properties(struct buf *bp, const struct check_run *cr, int64_t base_ms)
 {
     json_t *sum = check_summary_json(&cr->res, base_ms);
-    if (!sum)
+    /* "samples" is always an integer: the element is never empty (the
+     * schema wants one property at least). */
+    if (!sum || !json_is_integer(json_object_get(sum, "samples"))) {
+        json_decref(sum);
         return;
+    }
     bprintf(bp, "      <properties>\n");
     junit_props_of(bp, "", sum);
     bprintf(bp, "      </properties>\n");

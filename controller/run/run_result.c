@@ -145,6 +145,7 @@ void run_result_free(struct run_result *r)
 {
     if (!r)
         return;
+    json_decref(r->silences);
     for (size_t i = 0; r->faults && i < r->n_faults; i++) {
         json_decref(r->faults[i].events);
         json_decref(r->faults[i].rounds);

@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "probe.h"
 #include "run_result.h"
+#include "run_silences.h"
 #include "util.h"
 
 struct run {
@@ -38,6 +39,8 @@ struct run {
     uint64_t status_timer;
     bool status_shown;
     int sigfd;
+    struct run_silences *silences;
+    bool silencing;         /* the silences' creation is in flight */
 };
 
 static int64_t rel_ms(const struct run *run)
@@ -306,6 +309,7 @@ static bool all_done(struct run *run, enum run_phase phase, bool *any_failed)
 /* ---- phases ---- */
 
 static void begin_faults(struct run *run);
+static void begin_silences(struct run *run);
 static void begin_after(struct run *run);
 static void stop_abort_watch(struct run *run);
 
@@ -326,11 +330,13 @@ static void maybe_advance(struct run *run)
     bool failed = false;
     switch (run->phase) {
     case PHASE_BEFORE:
-        if (!all_done(run, PHASE_BEFORE, &failed))
+        if (run->silencing || !all_done(run, PHASE_BEFORE, &failed))
             return;
         if (failed) {
             event(run, "steady state did not hold before the faults: no fault was injected");
             finish(run, CHAOS_EXIT_FAILED);
+        } else if (run->s->n_silences) {
+            begin_silences(run);
         } else {
             begin_faults(run);
         }
@@ -621,6 +627,36 @@ static void begin_faults(struct run *run)
     start_phase_checks(run, PHASE_FAULTS);
 }
 
+static void on_silenced(const char *error, void *arg)
+{
+    struct run *run = arg;
+    run->silencing = false;
+    if (run->finishing)
+        return; /* aborted meanwhile: the silences go with the reverts */
+    if (error) {
+        abort_run(run, "%s; no fault was injected", error);
+        return;
+    }
+    event(run, "%zu silence%s created (run %s)", run->s->n_silences,
+          run->s->n_silences == 1 ? "" : "s", run->res->run_id);
+    begin_faults(run);
+}
+
+/* Game-day silences before the first fault. They end by themselves past
+ * the watchdog's limit and the steady state after, should nobody remove
+ * them: a dead run's silence outlives it by minutes, not forever. */
+static void begin_silences(struct run *run)
+{
+    int64_t ends = loop_unix_ms() + runner_watchdog_ms(run->s) + run_steady_ms(run->s) +
+                   RUNNER_WATCHDOG_GRACE_MS;
+    struct chaos_err e = {0};
+    run->silencing = true;
+    if (run_silences_create(run->silences, ends, on_silenced, run, &e) < 0) {
+        run->silencing = false;
+        abort_run(run, "%s; no fault was injected", e.msg);
+    }
+}
+
 static void cancel_watchdog(struct run *run)
 {
     if (run->watchdog_timer)
@@ -638,9 +674,28 @@ static void begin_after(struct run *run)
     maybe_advance(run);
 }
 
-/* The backend has reverted every fault: the verdict's exit code, and the
- * loop ends. A fault whose revert failed (its state says so) makes it
- * CHAOS_EXIT_ABORTED. */
+/* The last step: a silence left behind (it expires by itself, and `chaos
+ * recover` retries) makes the exit CHAOS_EXIT_ABORTED like a fault left
+ * behind; the loop ends. */
+static void on_unsilenced(void *arg)
+{
+    struct run *run = arg;
+    size_t left = run_silences_left(run->silences);
+    if (left) {
+        event(run, "%zu silence%s could not be removed (see the report): they expire by "
+              "themselves, and `chaos recover` retries", left, left == 1 ? "" : "s");
+        run->res->exit_code = CHAOS_EXIT_ABORTED;
+    } else if (run->s->n_silences) {
+        event(run, "silences removed");
+    }
+    run->reverted_all = true;
+    clear_status(run);
+    loop_stop(run->loop);
+}
+
+/* The backend has reverted every fault: the verdict's exit code; then the
+ * silences go and the loop ends. A fault whose revert failed (its state
+ * says so) makes it CHAOS_EXIT_ABORTED. */
 static void on_reverted_all(int failed, void *arg)
 {
     struct run *run = arg;
@@ -651,9 +706,8 @@ static void on_reverted_all(int failed, void *arg)
     if (failed > 0)
         code = CHAOS_EXIT_ABORTED;
     run->res->exit_code = code;
-    run->reverted_all = true;
-    clear_status(run);
-    loop_stop(run->loop);
+    if (!run->silences || !run_silences_remove(run->silences, on_unsilenced, run))
+        on_unsilenced(run);
 }
 
 /* Stops everything that samples, reverts every fault, and ends the loop. */
@@ -756,6 +810,13 @@ static int open_run(struct run *run, sigset_t *old, struct chaos_err *err)
         return r;
     if (!(run->probes = probe_runner_new(run->loop, err)))
         return -err->code;
+    /* Silences a dead run left go now, as its faults just did. */
+    struct chaos_err serr = {0};
+    if (run_silences_recover(run->opt->state_dir, false, recovery_log, run, &serr) < 0)
+        fprintf(run->opt->out, "recovery: %s\n", serr.msg);
+    if (run->s->n_silences)
+        return run_silences_new(run->loop, run->s, run->opt->state_dir, run->res->run_id,
+                                &run->silences, err);
     return 0;
 }
 
@@ -783,6 +844,22 @@ static void start_run(struct run *run)
     maybe_advance(run);
 }
 
+/* chaos-<host>-<pid>-<unix ms>: unique across the machines that share an
+ * Alertmanager, and a safe file name (the silences' journal). */
+static void set_run_id(struct run_result *res)
+{
+    char host[64] = "host";
+    if (gethostname(host, sizeof host) < 0)
+        snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-'))
+            *c = '-';
+    snprintf(res->run_id, sizeof res->run_id, "chaos-%.40s-%d-%lld", host, (int)getpid(),
+             (long long)loop_unix_ms());
+}
+
 int runner_run(const struct scenario *s, const struct run_options *opt, struct run_result **out,
                struct chaos_err *err)
 {
@@ -798,6 +875,7 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         goto out;
     }
 
+    set_run_id(run.res);
     sigset_t old;
     if ((r = open_run(&run, &old, err)) < 0)
         goto out_sig;
@@ -814,10 +892,13 @@ int runner_run(const struct scenario *s, const struct run_options *opt, struct r
         goto out_sig;
     }
     run.res->duration_ms = rel_ms(&run);
+    if (run.silences)
+        run.res->silences = run_silences_json(run.silences);
     run_result_summarize(run.res);
     r = 0;
 
 out_sig:
+    run_silences_free(run.silences);
     probe_runner_free(run.probes);
     /* With every fault reverted (or journalled as failed): the embedded
      * backend's guard goes only now. */

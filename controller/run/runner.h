@@ -74,6 +74,8 @@ struct run_result {
     struct check_run *checks; /* steady (before), expect, abort_when, steady (after) */
     size_t n_checks;
     json_t *timeline;     /* [{"t_ms":..,"event":..}] */
+    char run_id[96];      /* chaos-<host>-<pid>-<unix ms>: in the silences' comments */
+    json_t *silences;     /* run_silences_json; NULL for a scenario without silences */
 };
 
 struct run_options {

@@ -39,7 +39,8 @@
 
 static const char *const top_keys[] = {"version",      "name",         "description",
                                        "max_duration", "steady_state", "faults",
-                                       "expect",       "abort_when",   NULL};
+                                       "expect",       "abort_when",   "silences",
+                                       NULL};
 static const char *const fault_keys[] = {"name",   "kind",   "at",
                                          "duration", "target", "params",
                                          "on_round_failure", NULL};
@@ -718,7 +719,9 @@ static int parse_root(struct scenario *s, const json_t *root, struct chaos_err *
         return r;
     if ((r = parse_checks(s, SECTION_EXPECT, expect, &s->expect, &s->n_expect, err)) < 0)
         return r;
-    return parse_checks(s, SECTION_ABORT, abort_when, &s->abort_when, &s->n_abort, err);
+    if ((r = parse_checks(s, SECTION_ABORT, abort_when, &s->abort_when, &s->n_abort, err)) < 0)
+        return r;
+    return scenario_parse_silences(s, root, err);
 }
 
 int scenario_parse(const json_t *root, const char *path, struct scenario **out,
@@ -757,6 +760,7 @@ void scenario_free(struct scenario *s)
     checks_free(s->steady, s->n_steady);
     checks_free(s->expect, s->n_expect);
     checks_free(s->abort_when, s->n_abort);
+    scenario_silences_free(s);
     free(s->path);
     free(s->name);
     free(s->description);

@@ -60,6 +60,15 @@ struct scenario_fault {
     struct fault_spec *spec;
 };
 
+/* An Alertmanager silence the run creates before its faults and removes at
+ * its end (docs/verification.md, "Silences for game days"). */
+struct scenario_silence {
+    char *name;           /* "silences[i]" when not written */
+    json_t *alertmanager; /* connection options, checked (am_silence_check_conn) */
+    char **matchers;      /* "alertname=CheckoutSlow", checked */
+    size_t n_matchers;
+};
+
 struct scenario {
     char *path;                 /* file it was loaded from ("-" for stdin) */
     char *name;
@@ -69,6 +78,7 @@ struct scenario {
     struct scenario_fault *faults; size_t n_faults;
     struct check *expect;  size_t n_expect;
     struct check *abort_when; size_t n_abort;
+    struct scenario_silence *silences; size_t n_silences;
 };
 
 /* Reads and validates the file at path. Errors start with the path. */
@@ -89,6 +99,12 @@ int64_t scenario_fault_phase_ms(const struct scenario *s);
  * run with faults but no steady_state or expect checks nothing). Returns
  * true with buf set when there is something to say. */
 bool scenario_warning(const struct scenario *s, char *buf, size_t size);
+
+/* The "silences" section of root into s (scenario_silence.c); errors name
+ * the field. */
+int scenario_parse_silences(struct scenario *s, const json_t *root, struct chaos_err *err)
+    __attribute__((warn_unused_result));
+void scenario_silences_free(struct scenario *s);
 
 /* Index of the fault called name, or -1. */
 int scenario_fault_index(const struct scenario *s, const char *name);

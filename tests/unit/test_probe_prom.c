@@ -308,9 +308,14 @@ Test(probe_prom, alert_states)
         sample_of("alertmanager", "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity=~pa.e\"]",
                   "{\"firing\": true}", am);
     cr_expect(s.ok, "%s", s.error);
-    s = sample_of("alertmanager", "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!=page\"]",
+    s = sample_of("alertmanager",
+                  "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!=page\"], \"states\": "
+                  "[\"active\"]",
                   "{\"firing\": true}", am);
     cr_expect_not(s.ok, "a suppressed alert counted as active");
+    s = sample_of("alertmanager", "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!=page\"]",
+                  "{\"firing\": true}", am);
+    cr_expect(s.ok, "by default a silenced (suppressed) alert still fires: %s", s.error);
     s = sample_of("alertmanager",
                   "\"alert\": \"CheckoutSlow\", \"matchers\": [\"severity!~pa\"], \"states\": "
                   "[\"suppressed\"]",
