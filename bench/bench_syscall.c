@@ -48,16 +48,17 @@ static const char *const method_names[M__COUNT] = {"plain", "chaos", "strace", "
 
 struct bcase {
     const char *title;
-    const char *mode;      /* syscall_loop's mode */
-    bool fails;            /* every call must fail (else none may) */
-    long long after;       /* chaos: params.after; -1 none */
-    const char *inject;    /* strace's inject= */
+    const char *mode;   /* syscall_loop's mode */
+    bool fails;         /* every call must fail (else none may) */
+    long long after;    /* chaos: params.after; -1 none */
+    const char *inject; /* strace's inject= */
+    bool attach;        /* (iii): a running loop, attached by pid */
     struct fault_spec *spec;
     double ns[M__COUNT][64];
 };
 
 struct bench {
-    char dir[PATH_MAX];  /* scratch folder: DIR/f, journal, outputs */
+    char dir[PATH_MAX]; /* scratch folder: DIR/f, journal, outputs */
     char loop_exe[PATH_MAX];
     char file[PATH_MAX]; /* DIR/f, the file the open cases open */
     long n;
@@ -98,8 +99,8 @@ static int spawn_capture(char *const argv[], char *out, size_t size)
     close(p[1]);
     size_t len = 0;
     ssize_t k;
-    while (!r && len + 1 < size && ((k = read(p[0], out + len, size - 1 - len)) > 0 ||
-                                    (k < 0 && errno == EINTR)))
+    while (!r && len + 1 < size &&
+           ((k = read(p[0], out + len, size - 1 - len)) > 0 || (k < 0 && errno == EINTR)))
         len += k > 0 ? (size_t)k : 0;
     out[len] = '\0';
     close(p[0]);
@@ -132,9 +133,21 @@ static int run_plain_or_strace(struct bench *b, struct bcase *c, enum method m, 
     snprintf(n, sizeof n, "%ld", b->n);
     snprintf(inject, sizeof inject, "inject=%s", c->inject);
     char *loop_argv[] = {b->loop_exe, (char *)c->mode, n, b->file, NULL};
-    char *st_argv[] = {"strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=openat", "-e",
-                       inject, m == M_STRACE_BPF ? "--seccomp-bpf" : "-f", b->loop_exe,
-                       (char *)c->mode, n, b->file, NULL};
+    char *st_argv[] = {"strace",
+                       "-f",
+                       "-qq",
+                       "-o",
+                       "/dev/null",
+                       "-e",
+                       "trace=openat",
+                       "-e",
+                       inject,
+                       m == M_STRACE_BPF ? "--seccomp-bpf" : "-f",
+                       b->loop_exe,
+                       (char *)c->mode,
+                       n,
+                       b->file,
+                       NULL};
     int r = spawn_capture(m == M_PLAIN ? loop_argv : st_argv, out, sizeof out);
     if (r != 0) {
         fprintf(stderr, "%s, %s: exit status %d\n", c->title, method_names[m], r);
@@ -156,16 +169,18 @@ static int read_small(const char *path, char *buf, size_t size)
     return 0;
 }
 
-/* The spec of the case's fault, launching the loop with output in DIR/out. */
-static int make_spec(struct bench *b, struct bcase *c, struct chaos_err *err)
+/* The spec of the case's fault: launching the loop with output in DIR/out,
+ * or attaching to the running loop pid. */
+static int make_spec(struct bench *b, struct bcase *c, pid_t pid, struct chaos_err *err)
 {
     char n[32], out_dir[PATH_MAX + 8];
     snprintf(n, sizeof n, "%ld", b->n);
     snprintf(out_dir, sizeof out_dir, "%s/out", b->dir);
-    json_t *target = json_pack("{s:[s,s,s,s], s:s}", "command", b->loop_exe, c->mode, n, b->file,
-                               "output_dir", out_dir);
-    json_t *params = json_pack("{s:[s], s:s, s:s}", "syscalls", "openat", "errno", "EIO",
-                               "path_prefix", b->dir);
+    json_t *target = c->attach ? json_pack("{s:i}", "pid", (int)pid)
+                               : json_pack("{s:[s,s,s,s], s:s}", "command", b->loop_exe, c->mode, n,
+                                           b->file, "output_dir", out_dir);
+    json_t *params =
+        json_pack("{s:[s], s:s, s:s}", "syscalls", "openat", "errno", "EIO", "path_prefix", b->dir);
     int r = -ENOMEM;
     if (target && params && c->after >= 0)
         r = json_object_set_new(params, "after", json_integer(c->after)) < 0 ? -ENOMEM : 0;
@@ -217,8 +232,142 @@ static int run_chaos(struct bench *b, struct bcase *c, double *ns)
     return parse_result(b, c, M_CHAOS, out, ns);
 }
 
+/* (iii) The loop started waiting on its stdin, so a tracer can attach. */
+struct waiting {
+    pid_t pid;
+    int in, out; /* its stdin (write end), its stdout (read end) */
+};
+
+static int spawn_waiting(struct bench *b, const struct bcase *c, struct waiting *w)
+{
+    char n[32];
+    snprintf(n, sizeof n, "%ld", b->n);
+    char *argv[] = {b->loop_exe, (char *)c->mode, n, b->file, "wait", NULL};
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(out, O_CLOEXEC) < 0) {
+        close(in[0]);
+        close(in[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_t fa;
+    int r = posix_spawn_file_actions_init(&fa);
+    if (!r && !(r = posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO)) &&
+        !(r = posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO)))
+        r = posix_spawn(&w->pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    w->in = in[1];
+    w->out = out[0];
+    if (r) {
+        close(w->in);
+        close(w->out);
+        return -1;
+    }
+    return 0;
+}
+
+/* Lets the loop run, reads its output to the end and reaps it. */
+static int release(struct waiting *w, char *out, size_t size)
+{
+    int r = write(w->in, "g", 1) == 1 ? 0 : -1;
+    close(w->in);
+    size_t len = 0;
+    ssize_t k;
+    while (len + 1 < size &&
+           ((k = read(w->out, out + len, size - 1 - len)) > 0 || (k < 0 && errno == EINTR)))
+        len += k > 0 ? (size_t)k : 0;
+    out[len] = '\0';
+    close(w->out);
+    int st;
+    while (waitpid(w->pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* TracerPid of pid, or -1. */
+static int tracer_of(pid_t pid)
+{
+    char p[64], buf[4096];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+    if (read_small(p, buf, sizeof buf) < 0)
+        return -1;
+    const char *t = strstr(buf, "TracerPid:");
+    return t ? atoi(t + 10) : -1;
+}
+
+static int attach_strace(struct bench *b, struct bcase *c, enum method m, struct waiting *w,
+                         pid_t *sp)
+{
+    char inject[160], pid[32];
+    snprintf(inject, sizeof inject, "inject=%s", c->inject);
+    snprintf(pid, sizeof pid, "%d", (int)w->pid);
+    char *argv[] = {"strace",
+                    "-f",
+                    "-qq",
+                    "-o",
+                    "/dev/null",
+                    "-e",
+                    "trace=openat",
+                    "-e",
+                    inject,
+                    m == M_STRACE_BPF ? "--seccomp-bpf" : "-f",
+                    "-p",
+                    pid,
+                    NULL};
+    posix_spawn_file_actions_t fa;
+    int r = posix_spawn_file_actions_init(&fa);
+    if (!r && !(r = posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0)))
+        r = posix_spawnp(sp, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; !r && i < 10000 && tracer_of(w->pid) <= 0; i++)
+        usleep(500);
+    (void)b;
+    return r || tracer_of(w->pid) <= 0 ? -1 : 0;
+}
+
+static int run_attached(struct bench *b, struct bcase *c, enum method m, double *ns)
+{
+    struct waiting w;
+    struct chaos_err err = {0};
+    struct engine_fault *f = NULL;
+    pid_t sp = 0;
+    char out[512], name[32];
+    if (spawn_waiting(b, c, &w) < 0)
+        return -1;
+    int r = 0;
+    if (m == M_CHAOS) {
+        snprintf(name, sizeof name, "t%d", ++b->seq);
+        fault_spec_free(c->spec);
+        c->spec = NULL;
+        if ((r = make_spec(b, c, w.pid, &err)) == 0)
+            r = engine_apply(b->engine, name, c->spec, NULL, NULL, &f, &err);
+    } else if (m != M_PLAIN) {
+        r = attach_strace(b, c, m, &w, &sp);
+    }
+    if (r < 0)
+        fprintf(stderr, "%s, %s: cannot attach: %s\n", c->title, method_names[m], err.msg);
+    int rr = release(&w, out, sizeof out);
+    if (f && engine_revert(b->engine, f, &err) < 0) {
+        fprintf(stderr, "%s, chaos: revert: %s\n", c->title, err.msg);
+        r = -1;
+    }
+    while (sp > 0 && waitpid(sp, NULL, 0) < 0 && errno == EINTR)
+        ;
+    if (r < 0 || rr < 0) {
+        fprintf(stderr, "%s, %s: the loop failed: '%.120s'\n", c->title, method_names[m], out);
+        return -1;
+    }
+    return parse_result(b, c, m, out, ns);
+}
+
 static int run_one(struct bench *b, struct bcase *c, enum method m, double *ns)
 {
+    if (c->attach)
+        return run_attached(b, c, m, ns);
     if (m == M_CHAOS)
         return run_chaos(b, c, ns);
     return run_plain_or_strace(b, c, m, ns);
@@ -269,8 +418,8 @@ static int setup(struct bench *b, const char *self, const char *folder, struct c
     char exe[PATH_MAX], journal[PATH_MAX + 32];
     snprintf(exe, sizeof exe, "%s", self);
     char *slash = strrchr(exe, '/');
-    snprintf(b->loop_exe, sizeof b->loop_exe, "%.*s/syscall_loop",
-             slash ? (int)(slash - exe) : 1, slash ? exe : ".");
+    snprintf(b->loop_exe, sizeof b->loop_exe, "%.*s/syscall_loop", slash ? (int)(slash - exe) : 1,
+             slash ? exe : ".");
     if (access(b->loop_exe, X_OK) < 0)
         return chaos_err_set(err, ENOENT, "%s: %s", b->loop_exe, strerror(errno));
     snprintf(b->file, sizeof b->file, "%s/f", b->dir);
@@ -335,12 +484,40 @@ int main(int argc, char **argv)
         return 2;
     }
     struct bcase cases[] = {
-        {"getppid, untargeted", "getppid", false, -1, "openat:error=EIO:when=65535", NULL, {{0}}},
-        {"write /dev/null, untargeted", "devnull", false, -1, "openat:error=EIO:when=65535", NULL,
+        {"getppid, untargeted",
+         "getppid",
+         false,
+         -1,
+         "openat:error=EIO:when=65535",
+         false,
+         NULL,
          {{0}}},
-        {"openat DIR/f, decided continue", "open", false, 1000000000,
-         "openat:error=EIO:when=65535", NULL, {{0}}},
-        {"openat DIR/f, decided EIO", "open", true, -1, "openat:error=EIO", NULL, {{0}}},
+        {"write /dev/null, untargeted",
+         "devnull",
+         false,
+         -1,
+         "openat:error=EIO:when=65535",
+         false,
+         NULL,
+         {{0}}},
+        {"openat DIR/f, decided continue",
+         "open",
+         false,
+         1000000000,
+         "openat:error=EIO:when=65535",
+         false,
+         NULL,
+         {{0}}},
+        {"openat DIR/f, decided EIO", "open", true, -1, "openat:error=EIO", false, NULL, {{0}}},
+        {"attached: getppid, untargeted",
+         "getppid",
+         false,
+         -1,
+         "openat:error=EIO:when=65535",
+         true,
+         NULL,
+         {{0}}},
+        {"attached: openat DIR/f, EIO", "open", true, -1, "openat:error=EIO", true, NULL, {{0}}},
     };
     size_t nc = sizeof cases / sizeof cases[0];
     struct bench b = {.n = n};
@@ -351,7 +528,7 @@ int main(int argc, char **argv)
         goto out;
     }
     for (size_t i = 0; i < nc; i++)
-        if (make_spec(&b, &cases[i], &err) < 0) {
+        if (!cases[i].attach && make_spec(&b, &cases[i], 0, &err) < 0) {
             fprintf(stderr, "spec: %s\n", err.msg);
             goto out;
         }

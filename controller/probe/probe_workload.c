@@ -24,9 +24,9 @@
 #define WL_STALE_SLACK_MS 50     /* file times come from a coarse clock */
 
 static const char *const wl_keys[] = {"fault", NULL};
-static const char *const wl_expect_keys[] = {"exit_code",       "signal",          "running",
-                                             "stdout_contains", "stderr_contains", "stdout_regex",
-                                             "stderr_regex",    NULL};
+static const char *const wl_expect_keys[] = {
+    "exit_code",       "signal",       "running",      "stdout_contains",
+    "stderr_contains", "stdout_regex", "stderr_regex", NULL};
 
 enum wl_exit { WL_EXIT_ANY, WL_EXIT_LIST, WL_EXIT_NONZERO };
 
@@ -38,14 +38,14 @@ struct wl_text {
 };
 
 struct wl_probe {
-    char *fault;   /* the fault's name */
-    char *dir;     /* its target.output_dir; NULL until bound */
+    char *fault; /* the fault's name */
+    char *dir;   /* its target.output_dir; NULL until bound */
     char *desc;
     enum wl_exit exit_mode;
     int *exit_codes;
     size_t n_exit_codes;
-    int signal;    /* > 0: killed by it; -1: by any; 0: no condition */
-    int running;   /* 1: must run, 0: must have ended, -1: no condition */
+    int signal;              /* > 0: killed by it; -1: by any; 0: no condition */
+    int running;             /* 1: must run, 0: must have ended, -1: no condition */
     struct wl_text out, err; /* stdout, stderr */
 };
 
@@ -146,8 +146,8 @@ static int parse_exit(const json_t *expect, struct wl_probe *wp, struct chaos_er
         wp->exit_mode = WL_EXIT_NONZERO;
         return 0;
     }
-    int r = probe_parse_int_list(expect, "exit_code", 0, 255, &wp->exit_codes, &wp->n_exit_codes,
-                                 err);
+    int r =
+        probe_parse_int_list(expect, "exit_code", 0, 255, &wp->exit_codes, &wp->n_exit_codes, err);
     if (r < 0)
         return r;
     wp->exit_mode = WL_EXIT_LIST;
@@ -204,8 +204,8 @@ static int parse_expect(const json_t *expect, struct wl_probe *wp, struct chaos_
                    (r = parse_text(expect, "stdout", &wp->out, err)) < 0 ||
                    (r = parse_text(expect, "stderr", &wp->err, err)) < 0))
         return r;
-    bool any = wp->exit_mode != WL_EXIT_ANY || wp->signal || wp->running >= 0 ||
-               wp->out.contains || wp->out.re || wp->err.contains || wp->err.re;
+    bool any = wp->exit_mode != WL_EXIT_ANY || wp->signal || wp->running >= 0 || wp->out.contains ||
+               wp->out.re || wp->err.contains || wp->err.re;
     if (!any) {
         /* Like the command probe: no condition means "exits 0". */
         if (!(wp->exit_codes = calloc(1, sizeof *wp->exit_codes)))
@@ -264,7 +264,8 @@ static int find_dir(const struct wl_probe *wp, const struct probe_fault_ref *fau
     if (!f) {
         char list[400];
         faults_list(faults, n, list, sizeof list);
-        return chaos_err_set(err, EINVAL, "probe.workload.fault: no fault is called '%s' (faults: %s)",
+        return chaos_err_set(err, EINVAL,
+                             "probe.workload.fault: no fault is called '%s' (faults: %s)",
                              wp->fault, list);
     }
     if (strcmp(f->kind, "syscall") != 0)
@@ -514,8 +515,7 @@ static bool status_holds(const struct wl_probe *wp, const struct wl_seen *seen)
     return false;
 }
 
-static void judge_status(const struct wl_probe *wp, const struct wl_seen *seen,
-                         struct sample *out)
+static void judge_status(const struct wl_probe *wp, const struct wl_seen *seen, struct sample *out)
 {
     char st[64], want[128];
     status_text(seen, st, sizeof st);

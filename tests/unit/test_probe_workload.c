@@ -79,7 +79,8 @@ static struct sample wl_sample(const char *expect_text)
 Test(probe_workload, parse_errors)
 {
     parse_fails("{\"workload\": {}}", NULL, "probe.workload.fault: required field is missing");
-    parse_fails("{\"workload\": {\"fault\": \"\"}}", NULL, "probe.workload.fault: must not be empty");
+    parse_fails("{\"workload\": {\"fault\": \"\"}}", NULL,
+                "probe.workload.fault: must not be empty");
     parse_fails("{\"workload\": {\"fault\": \"db\", \"dir\": \"/x\"}}", NULL, "probe.workload.dir");
     parse_fails("{\"workload\": {\"fault\": \"db\"}}", "{\"exit_code\": \"nonzero\"}",
                 "expect.exit_code: must be a list of exit codes like [0] or \"non-zero\"");
@@ -124,8 +125,9 @@ static const char *scenario_error(const char *fault, const char *probe, const ch
 
 Test(probe_workload, scenario_binding)
 {
-    const char *e = scenario_error(SYS_FAULT("{\"command\": [\"true\"], \"output_dir\": \"/tmp/o\"}"),
-                                   WL, "{\"exit_code\": [0], \"within\": \"1s\"}");
+    const char *e =
+        scenario_error(SYS_FAULT("{\"command\": [\"true\"], \"output_dir\": \"/tmp/o\"}"), WL,
+                       "{\"exit_code\": [0], \"within\": \"1s\"}");
     cr_assert_str_eq(e, "");
     e = scenario_error(SYS_FAULT("{\"command\": [\"true\"], \"output_dir\": \"/tmp/o\"}"),
                        "{\"workload\": {\"fault\": \"dbx\"}}", "{}");
