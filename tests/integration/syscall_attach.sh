@@ -19,6 +19,7 @@ untraced() {
         grep -q '^Seccomp:[[:space:]]*0$' "$s" || return 1
     done
 }
+stopped() { grep -qE '^State:[[:space:]]+[tT]' "/proc/$1/status"; }
 count() { grep -c "^$1" "$2" 2>/dev/null || true; }
 # at_least PATTERN FILE N: FILE has N lines starting with PATTERN (polled by wait_until).
 at_least() { (($(count "$1" "$2") >= $3)); }
@@ -35,7 +36,8 @@ JSON
 # 1. A shell loop: every 0.1s a write under $T/data (and one from a forked
 #    subshell), each logged as ok or fail in $T/sh.log (outside the prefix).
 mkdir -p "$T/data"
-sh -c 'while :; do
+sh -c 'trap "echo usr1 >> \"\$1/sh.log\"" USR1
+while :; do
     if echo x >> "$1/data/out" 2>/dev/null; then echo ok >> "$1/sh.log"; else echo fail >> "$1/sh.log"; fi
     (echo c >> "$1/data/child") 2>/dev/null || echo childfail >> "$1/sh.log"
     sleep 0.1
@@ -124,6 +126,17 @@ OWNED_PIDS+=("$CPID")
 wait_until 10 at_least fail "$T/sh.log" $((F0 + 3))
 TRACER=$(sed -n 's/^TracerPid:[[:space:]]*//p' "/proc/$SPID/status")
 [[ $TRACER != 0 && $(cat "/proc/$TRACER/comm") == chaos-tracer ]] || fail "the loop's tracer is '$TRACER'"
+# Signals during the window reach the loop: its USR1 trap runs, and a
+# SIGSTOP stops it (job control) until SIGCONT, after which it goes on failing.
+kill -USR1 "$SPID"
+wait_until 3 at_least usr1 "$T/sh.log" 1
+kill -STOP "$SPID"
+wait_until 3 stopped "$SPID"
+sleep 0.5
+stopped "$SPID" || fail "the loop did not stay stopped under the tracer"
+F2=$(count fail "$T/sh.log")
+kill -CONT "$SPID"
+wait_until 5 at_least fail "$T/sh.log" $((F2 + 3))
 kill -KILL "$CPID"
 wait "$CPID" 2>/dev/null || true
 wait_until 5 untraced "$SPID"
@@ -137,7 +150,69 @@ cat "$T/kill.out"
 [[ -z $(ls -A "$CHAOS_STATE_DIR/journal") ]] || fail "the guard left the journal behind"
 "$CHAOS" recover >"$T/rec" 2>&1 || fail "chaos recover after the guard: $(cat "$T/rec")"
 kill -0 "$SPID" || fail "the loop died"
-ok "SIGKILL of chaos run mid-window: the tracer went with it, the loop is untraced and writes again"
+ok "SIGKILL of chaos run mid-window: the tracer went with it, the loop is untraced and writes again (signals and SIGSTOP/SIGCONT in the window passed through)"
+
+# 3b. Both chaos run and its guard SIGKILLed (as by power loss): the tracer
+#     still ends with its parent, and `chaos recover` finds the journal,
+#     checks that the loop is free of it and reports the fault reverted.
+F0=$(count fail "$T/sh.log")
+"$CHAOS" run "$T/kill.json" >"$T/kill2.out" 2>&1 &
+CPID=$!
+OWNED_PIDS+=("$CPID")
+wait_until 10 at_least fail "$T/sh.log" $((F0 + 3))
+GPID=$(pgrep -P "$CPID" -x chaos-guard) || fail "chaos run has no chaos-guard child"
+kill -KILL "$GPID" "$CPID"
+wait "$CPID" 2>/dev/null || true
+wait_until 5 untraced "$SPID"
+ls "$CHAOS_STATE_DIR"/journal/*.jsonl >/dev/null || fail "no journal left by the killed run"
+"$CHAOS" recover >"$T/rec" 2>&1 || fail "chaos recover exited $?: $(cat "$T/rec")"
+cat "$T/rec"
+grep -q "reverted syscall fault" "$T/rec" || fail "recover did not say what it reverted"
+[[ -z $(ls -A "$CHAOS_STATE_DIR/journal") ]] || fail "recovered journal not removed"
+OKS=$(count ok "$T/sh.log")
+wait_until 5 at_least ok "$T/sh.log" $((OKS + 3))
+ok "chaos run and its guard SIGKILLed: the loop is untraced at once; chaos recover reports the fault reverted"
+
+# 3c. A delay: a python3 loop's writes under $T/slow take 300ms in the window
+#     (measured by the program), a SIGUSR1 sent while one is held reaches its
+#     handler, and after the window writes are fast again.
+mkdir -p "$T/slow"
+cat >"$T/slow.py" <<'PY'
+import os, signal, sys, time
+log = open(sys.argv[2], "a", buffering=1)
+signal.signal(signal.SIGUSR1, lambda s, f: log.write("usr1\n"))
+fd = os.open(os.path.join(sys.argv[1], "f"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+while True:
+    t = time.monotonic()
+    os.write(fd, b"x\n")
+    log.write("took %d\n" % int((time.monotonic() - t) * 1000))
+    time.sleep(0.05)
+PY
+"$PY" "$T/slow.py" "$T/slow" "$T/slow.log" &
+DPID=$!
+OWNED_PIDS+=("$DPID")
+wait_until 10 at_least took "$T/slow.log" 3
+cat >"$T/slow.json" <<JSON
+{"version": 1, "name": "slow",
+ "faults": [{"name": "slow", "kind": "syscall", "duration": "2s", "target": {"pid": $DPID},
+   "params": {"syscalls": ["write"], "delay": "300ms", "path_prefix": "$T/slow"}}]}
+JSON
+"$CHAOS" run "$T/slow.json" >"$T/slow.out" 2>&1 &
+CPID=$!
+OWNED_PIDS+=("$CPID")
+wait_until 5 grep -q "applied" "$T/slow.out"
+sleep 0.5
+kill -USR1 "$DPID"
+wait "$CPID" || fail "chaos run exited $?: $(cat "$T/slow.out")"
+grep -q "^usr1" "$T/slow.log" || fail "the SIGUSR1 sent during a held write was lost"
+SLOW=$(awk '$1 == "took" && $2 >= 280 && $2 < 1000' "$T/slow.log" | wc -l)
+((SLOW >= 3)) || fail "only $SLOW writes took about 300ms: $(tr '\n' ' ' <"$T/slow.log")"
+untraced "$DPID" || fail "python3 is still traced"
+N=$(count took "$T/slow.log")
+wait_until 5 at_least took "$T/slow.log" $((N + 5))
+FAST=$(tail -n 4 "$T/slow.log" | awk '$1 == "took" && $2 < 100' | wc -l)
+((FAST >= 3)) || fail "writes are still slow after the window: $(tail -n 4 "$T/slow.log" | tr '\n' ' ')"
+ok "delay: $SLOW writes held 300ms in the window, a signal during a held write was delivered, fast after"
 
 # 4. Refused before anything starts, the field named.
 NOPID=$(( $(cat /proc/sys/kernel/pid_max) - 1 ))
