@@ -365,6 +365,35 @@ static void sys_plan(const void *spec, char *buf, size_t size)
     sys_spec_plan(spec, buf, size);
 }
 
+/* For a running-process target, what it matches now (before its pick)
+ * and which of those a tracer holds already; nothing for a command. */
+static void sys_preview(const void *spec, char *buf, size_t size)
+{
+    const struct sys_spec *s = spec;
+    if (!s->running)
+        return;
+    struct chaos_err err = {0};
+    struct fault_env env = {.protected_pids = {1, getpid(), getppid()}, .n_protected = 3};
+    struct proc_ent *ents = NULL;
+    size_t n = 0;
+    if (proc_target_resolve(s->running, &env, &ents, &n, &err) < 0) {
+        snprintf(buf, size, "%s", err.msg);
+        return;
+    }
+    int off = snprintf(buf, size, "the target matches %zu process%s:", n, n == 1 ? "" : "es");
+    for (size_t i = 0; i < n && i < 8 && off >= 0 && (size_t)off < size; i++) {
+        int tp = sys_trace_tracer_of(ents[i].pid);
+        char traced[48] = "";
+        if (tp > 0)
+            snprintf(traced, sizeof traced, ", traced already by %d", tp);
+        off += snprintf(buf + off, size - (size_t)off, "%s %d (%s%s)", i ? "," : "",
+                        (int)ents[i].pid, ents[i].comm, traced);
+    }
+    if (n > 8 && off >= 0 && (size_t)off < size)
+        snprintf(buf + off, size - (size_t)off, ", ...");
+    free(ents);
+}
+
 const struct fault_ops fault_syscall_ops = {
     .kind = "syscall",
     .parse = sys_parse,
@@ -375,6 +404,6 @@ const struct fault_ops fault_syscall_ops = {
     .recover = sys_recover,
     .describe = sys_describe,
     .plan = sys_plan,
-    .preview = NULL,
+    .preview = sys_preview,
     .free_state = sys_free_state,
 };

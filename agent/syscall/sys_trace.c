@@ -359,8 +359,13 @@ static int seize_threads(struct tracer *tr, pid_t pid, size_t *added, char *why,
             r = -en;
             break;
         }
-        if (!add(tr, tid) || ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+        /* Out of memory, the thread stays seized but unknown: the tracer
+         * gives up, and its exit detaches it. An INTERRUPT that fails
+         * (ESRCH) is a thread exiting: its exit is reported to waitpid. */
+        if (!add(tr, tid))
             r = -ENOMEM;
+        else
+            IGNORE_RESULT(ptrace(PTRACE_INTERRUPT, tid, 0, 0));
         (*added)++;
     }
     closedir(d);

@@ -24,7 +24,9 @@
 #include "fault.h"
 #include "journal.h"
 #include "sys_spec.h"
+#include "proc_target.h"
 #include "sys_super.h"
+#include "sys_trace.h"
 #include "util.h"
 
 static char tmpdir[64];
@@ -656,4 +658,90 @@ Test(syscall, a_command_that_is_not_there_fails_the_start)
     cr_assert(strstr(err.msg, "target.command: 'chaos-t-no-such-program' is not an executable"),
               "%s", err.msg);
     sys_spec_free(s);
+}
+
+/* The tracer on a real running child: it writes under tmpdir every 5 ms and
+ * reports each result on a pipe ('o' ok, 'f' EIO). With max 3, exactly 3
+ * writes fail while traced; after the stop the child is untraced and
+ * writes succeed again. */
+static pid_t start_writer(int *rfd)
+{
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    pid_t c = fork();
+    cr_assert(c >= 0);
+    if (c == 0) {
+        close(p[0]);
+        char path[128];
+        snprintf(path, sizeof path, "%s/w", tmpdir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        for (;;) {
+            char r = write(fd, "x", 1) == 1 ? 'o' : errno == EIO ? 'f' : 'e';
+            if (write(p[1], &r, 1) != 1)
+                _exit(0);
+            usleep(5000);
+        }
+    }
+    close(p[1]);
+    *rfd = p[0];
+    return c;
+}
+
+/* Reads the child's results for ms milliseconds into counts. */
+static void read_results(int fd, int ms, int *ok, int *failed)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *ok = *failed = 0;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms)
+            return;
+        char r;
+        cr_assert(read(fd, &r, 1) == 1);
+        cr_assert(r != 'e', "a write failed with another errno");
+        if (r == 'o')
+            (*ok)++;
+        else
+            (*failed)++;
+    }
+}
+
+Test(syscall, tracer_on_a_running_child, .timeout = 30)
+{
+    int rfd;
+    pid_t c = start_writer(&rfd);
+    int ok, failed;
+    read_results(rfd, 100, &ok, &failed);
+    cr_assert(ok > 0 && failed == 0);
+    char t[64], params[256];
+    snprintf(t, sizeof t, "{\"pid\": %d}", (int)c);
+    snprintf(params, sizeof params,
+             "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"%s\", \"max\": 3}",
+             tmpdir);
+    struct sys_spec *s = parse_ok(t, params);
+    struct proc_ent ent;
+    cr_assert(proc_target_stat(c, &ent, NULL) == 0);
+    struct sys_trace tr;
+    struct chaos_err err = {0};
+    cr_assert(sys_trace_start(s, &ent, 1, 0, &tr, &err) == 0, "start: %s", err.msg);
+    cr_assert(tr.threads == 1);
+    cr_assert(sys_trace_tracer_of(c) == tr.tracer.pid);
+    /* A second tracer is refused, and the first one keeps its tracee. */
+    struct sys_trace tr2;
+    cr_assert(sys_trace_start(s, &ent, 1, 0, &tr2, &err) < 0);
+    cr_assert(strstr(err.msg, "traced already by pid"), "%s", err.msg);
+    read_results(rfd, 300, &ok, &failed);
+    cr_assert(failed == 3 && ok > 0, "traced: %d ok, %d failed", ok, failed);
+    cr_assert(sys_trace_stop(&tr, &ent, 1, &err) == 0, "stop: %s", err.msg);
+    cr_assert(tr.ended && tr.injected == 3, "injected %lld", tr.injected);
+    cr_assert(sys_trace_tracer_of(c) == 0);
+    read_results(rfd, 100, &ok, &failed);
+    cr_assert(ok > 0 && failed == 0);
+    /* Recovery after the tracer has gone finds nothing to do. */
+    cr_assert(sys_trace_recover(&tr.tracer, &ent, 1, &err) == 0, "%s", err.msg);
+    sys_spec_free(s);
+    kill(c, SIGKILL);
+    waitpid(c, NULL, 0);
+    close(rfd);
 }
