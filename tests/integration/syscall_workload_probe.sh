@@ -74,3 +74,20 @@ rc=0
 grep -q "expect\[0\] 'c': probe.workload.fault: no fault is called 'disk error' (faults: 'disk errors')" "$T/bad.log" ||
     fail "error: $(cat "$T/bad.log")"
 ok "a workload probe naming no fault is refused, naming the field"
+
+# The shipped example: a small service whose storage writes fail with EIO
+# answers 503, keeps running, stores again after the window and exits 0.
+port=$((20000 + $$ % 20000))
+sed -e "s/127\.0\.0\.1:8090/127.0.0.1:$port/g" -e "s/\"8090\"/\"$port\"/" \
+    -e "s|demo/ledger-service.py|$CHAOS_SOURCE/demo/ledger-service.py|" \
+    -e "s|/tmp/chaos-ledger-out|$T/ledger-out|" -e "s|/tmp/chaos-ledger|$T/ledger|g" \
+    "$CHAOS_SOURCE/scenarios/syscall-storage-eio.json" >"$T/ledger.json"
+grep -q "$port" "$T/ledger.json" && grep -q "$T/ledger" "$T/ledger.json" || fail "the example was not rewritten"
+rc=0
+"$CHAOS" run "$T/ledger.json" >"$T/ledger.log" 2>&1 || rc=$?
+cat "$T/ledger.log"
+[[ $rc == 0 ]] || fail "scenarios/syscall-storage-eio.json exited $rc, wanted 0"
+[[ $(cat "$T/ledger-out/status") == "exited 0" ]] || fail "the service: $(cat "$T/ledger-out/status")"
+grep -q "write failed (try 3 of 3): Input/output error" "$T/ledger-out/stderr" || fail "the fault never hit the service"
+[[ -s $T/ledger/ledger.log ]] || fail "nothing was stored after the window"
+ok "scenarios/syscall-storage-eio.json: 503 during the EIO, stored after, exit 0"
