@@ -66,6 +66,10 @@ struct bench {
     struct loop *loop;
     struct engine *engine;
     int seq;
+    /* Specs of attach runs: the engine keeps a pointer to each fault's
+     * spec until it is freed, so they are freed only at the end. */
+    struct fault_spec *used[256];
+    size_t n_used;
 };
 
 static int cmp_dbl(const void *a, const void *b)
@@ -341,7 +345,10 @@ static int run_attached(struct bench *b, struct bcase *c, enum method m, double 
     int r = 0;
     if (m == M_CHAOS) {
         snprintf(name, sizeof name, "t%d", ++b->seq);
-        fault_spec_free(c->spec);
+        /* 64 rounds x 2 attach cases fit; were it full, leaking beats a
+         * spec freed under the engine. */
+        if (c->spec && b->n_used < sizeof b->used / sizeof b->used[0])
+            b->used[b->n_used++] = c->spec;
         c->spec = NULL;
         if ((r = make_spec(b, c, w.pid, &err)) == 0)
             r = engine_apply(b->engine, name, c->spec, NULL, NULL, &f, &err);
@@ -453,6 +460,8 @@ static void teardown(struct bench *b, struct bcase *cases, size_t nc)
     loop_free(b->loop);
     for (size_t i = 0; i < nc; i++)
         fault_spec_free(cases[i].spec);
+    for (size_t i = 0; i < b->n_used; i++)
+        fault_spec_free(b->used[i]);
     if (b->dir[0]) {
         char *rm[] = {"rm", "-rf", b->dir, NULL};
         char out[64];
