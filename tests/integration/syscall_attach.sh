@@ -152,6 +152,24 @@ cat "$T/kill.out"
 kill -0 "$SPID" || fail "the loop died"
 ok "SIGKILL of chaos run mid-window: the tracer went with it, the loop is untraced and writes again (signals and SIGSTOP/SIGCONT in the window passed through)"
 
+# 3a. The window ends while the loop is stopped (SIGSTOP): it is detached
+#     and stays stopped, as it would untraced, until SIGCONT.
+attach_scenario "$T/stop.json" "stopped" "{\"pid\": $SPID}" 1s "$T/data"
+"$CHAOS" run "$T/stop.json" >"$T/stop.out" 2>&1 &
+CPID=$!
+OWNED_PIDS+=("$CPID")
+wait_until 5 grep -q "applied" "$T/stop.out"
+kill -STOP "$SPID"
+wait "$CPID" || fail "chaos run exited $?: $(cat "$T/stop.out")"
+untraced "$SPID" || fail "the stopped loop is still traced"
+stopped "$SPID" || fail "the loop was not left stopped: $(grep State /proc/$SPID/status)"
+sleep 0.3
+stopped "$SPID" || fail "the loop did not stay stopped after the detach"
+kill -CONT "$SPID"
+OKS=$(count ok "$T/sh.log")
+wait_until 5 at_least ok "$T/sh.log" $((OKS + 3))
+ok "a window that ends while the target is stopped leaves it stopped and untraced; SIGCONT resumes it"
+
 # 3b. Both chaos run and its guard SIGKILLed (as by power loss): the tracer
 #     still ends with its parent, and `chaos recover` finds the journal,
 #     checks that the loop is free of it and reports the fault reverted.
