@@ -266,4 +266,13 @@ api POST /v1/faults "$(body "{\"pid\": $SPID}")"
 api POST /v1/faults "$(body '{"name": "sh"}')"
 [[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.name: 'sh' is denied" || fail "a denied name selector: $CODE $(cat "$T/body")"
 untraced "$SPID" || fail "a refused fault touched the loop"
-ok "the agent's policy refuses PID 1, itself and denied names for a syscall fault, naming the field"
+# What the policy allows applies through the agent, and ends untraced.
+api POST /v1/faults "{\"name\": \"a\", \"kind\": \"syscall\", \"target\": {\"pid\": $PPID_}, \"params\": {\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"$T/pydata\"}, \"duration\": \"1s\"}"
+[[ $CODE == 201 ]] || fail "an allowed syscall fault: $CODE $(cat "$T/body")"
+ID=$(jfield 'r["id"]')
+wait_until 5 state_is "$ID" reverted
+jfield '[e["detail"] for e in r["events"] if e["event"] == "reverted"][0]' | grep -qE "detached, [1-9][0-9]+ calls injected" ||
+    fail "the agent's fault injected nothing: $(cat "$T/body")"
+untraced "$PPID_" || fail "the agent left python3 traced"
+kill -0 "$PPID_" || fail "python3 died"
+ok "the agent's policy refuses PID 1, itself and denied names for a syscall fault, naming the field; an allowed one applies through the agent and ends untraced"
