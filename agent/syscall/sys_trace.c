@@ -333,8 +333,9 @@ static int seize_threads(struct tracer *tr, pid_t pid, size_t *added, char *why,
     snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
     DIR *d = opendir(dir);
     if (!d) {
-        snprintf(why, wsize, "pid %d: %s", (int)pid, errno == ENOENT ? "exited" : strerror(errno));
-        return -(errno == ENOENT ? ESRCH : errno);
+        int en = errno == ENOENT ? ESRCH : errno;
+        snprintf(why, wsize, "pid %d: %s", (int)pid, en == ESRCH ? "exited" : strerror(en));
+        return -en;
     }
     int r = 0;
     struct dirent *e;
@@ -375,24 +376,34 @@ static int seize_threads(struct tracer *tr, pid_t pid, size_t *added, char *why,
 }
 
 /* Seizes every thread of every target, listing each /proc/PID/task again
- * until a pass finds no new thread (threads started meanwhile). */
+ * until a pass finds no new thread (threads started meanwhile). A target
+ * that has exited since it was resolved is left out, as the process kind
+ * leaves it out; none left is an error. */
 static int seize_all(struct tracer *tr, const struct proc_ent *targets, size_t n, char *why,
                      size_t wsize)
 {
+    size_t seized = 0;
     for (size_t i = 0; i < n; i++) {
         struct proc_ent now;
-        if (proc_target_stat(targets[i].pid, &now, NULL) < 0 || now.start != targets[i].start) {
-            snprintf(why, wsize, "pid %d (%s) exited", (int)targets[i].pid, targets[i].comm);
-            return -ESRCH;
-        }
-        size_t added;
-        int passes = 0;
+        if (proc_target_stat(targets[i].pid, &now, NULL) < 0 || now.start != targets[i].start)
+            continue;
+        size_t added, total = 0;
+        int passes = 0, r;
         do {
             added = 0;
-            int r = seize_threads(tr, targets[i].pid, &added, why, wsize);
-            if (r < 0)
-                return r;
-        } while (added > 0 && ++passes < 100);
+            r = seize_threads(tr, targets[i].pid, &added, why, wsize);
+            total += added;
+        } while (r == 0 && added > 0 && ++passes < 100);
+        /* ESRCH: it exited meanwhile; threads seized before report their exit. */
+        if (r < 0 && r != -ESRCH)
+            return r;
+        if (total > 0)
+            seized++;
+    }
+    if (seized == 0) {
+        snprintf(why, wsize, "the target%s exited before %s could be traced", n == 1 ? "" : "s",
+                 n == 1 ? "it" : "they");
+        return -ESRCH;
     }
     return 0;
 }

@@ -35,8 +35,12 @@ JSON
 
 # 1. A shell loop: every 0.1s a write under $T/data (and one from a forked
 #    subshell), each logged as ok or fail in $T/sh.log (outside the prefix).
+# The loop runs as a copy of sh named LOOP, so that it is targeted by name
+# (its forked subshells, short-lived, have that name too).
 mkdir -p "$T/data"
-sh -c 'trap "echo usr1 >> \"\$1/sh.log\"" USR1
+LOOP=sal-$$
+cp "$(readlink -f /bin/sh)" "$T/$LOOP"
+"$T/$LOOP" -c 'trap "echo usr1 >> \"\$1/sh.log\"" USR1
 while :; do
     if echo x >> "$1/data/out" 2>/dev/null; then echo ok >> "$1/sh.log"; else echo fail >> "$1/sh.log"; fi
     (echo c >> "$1/data/child") 2>/dev/null || echo childfail >> "$1/sh.log"
@@ -46,10 +50,10 @@ SPID=$!
 OWNED_PIDS+=("$SPID")
 wait_until 5 at_least ok "$T/sh.log" 3
 [[ $(count fail "$T/sh.log") == 0 ]] || fail "the loop fails before any fault: the test proves nothing"
-attach_scenario "$T/sh.json" "loop eio" "{\"pid\": $SPID}" 2s "$T/data"
+attach_scenario "$T/sh.json" "loop eio" "{\"name\": \"$LOOP\"}" 2s "$T/data"
 "$CHAOS" run "$T/sh.json" >"$T/sh.out" 2>&1 || fail "chaos run exited $?: $(cat "$T/sh.out")"
 cat "$T/sh.out"
-grep -q "traced 1 process" "$T/sh.out" || fail "chaos run did not say what it traced"
+grep -q "traced [0-9]* process.*$SPID ($LOOP)" "$T/sh.out" || fail "chaos run did not say what it traced"
 FAILS=$(count fail "$T/sh.log")
 CHILDFAILS=$(count childfail "$T/sh.log")
 # At 10 writes a second, a 2s window fails about 20; the loop is slowed a
@@ -253,7 +257,7 @@ untraced "$SPID" || fail "a refused scenario touched the loop"
 ok "a pid nobody has, and command with pid, are refused with the field named"
 
 # 5. The agent's policy judges a running-process target as the process kind's.
-agent_config a "\"policy\": {\"deny\": {\"process_names\": [\"sh\"]}}"
+agent_config a "\"policy\": {\"deny\": {\"process_names\": [\"$LOOP\"]}}"
 start_agent a
 body() { echo "{\"name\": \"s\", \"kind\": \"syscall\", \"target\": $1, \"params\": {\"syscalls\": [\"write\"], \"errno\": \"EIO\"}, \"duration\": \"2s\"}"; }
 api POST /v1/faults "$(body '{"pid": 1}')"
@@ -261,10 +265,10 @@ api POST /v1/faults "$(body '{"pid": 1}')"
 api POST /v1/faults "$(body "{\"pid\": $APID}")"
 [[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.pid: $APID is the agent itself" || fail "the agent: $CODE $(cat "$T/body")"
 api POST /v1/faults "$(body "{\"pid\": $SPID}")"
-[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.pid: process $SPID, named 'sh' is denied" ||
+[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.pid: process $SPID, named '$LOOP' is denied" ||
     fail "a denied name: $CODE $(cat "$T/body")"
-api POST /v1/faults "$(body '{"name": "sh"}')"
-[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.name: 'sh' is denied" || fail "a denied name selector: $CODE $(cat "$T/body")"
+api POST /v1/faults "$(body "{\"name\": \"$LOOP\"}")"
+[[ $CODE == 403 ]] && jfield 'r["error"]' | grep -q "target.name: '$LOOP' is denied" || fail "a denied name selector: $CODE $(cat "$T/body")"
 untraced "$SPID" || fail "a refused fault touched the loop"
 # What the policy allows applies through the agent, and ends untraced.
 api POST /v1/faults "{\"name\": \"a\", \"kind\": \"syscall\", \"target\": {\"pid\": $PPID_}, \"params\": {\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"$T/pydata\"}, \"duration\": \"1s\"}"

@@ -720,11 +720,22 @@ Test(syscall, tracer_on_a_running_child, .timeout = 30)
              "{\"syscalls\": [\"write\"], \"errno\": \"EIO\", \"path_prefix\": \"%s\", \"max\": 3}",
              tmpdir);
     struct sys_spec *s = parse_ok(t, params);
-    struct proc_ent ent;
+    struct proc_ent ents[2], ent;
     cr_assert(proc_target_stat(c, &ent, NULL) == 0);
+    /* A target that exited since it was resolved is left out... */
+    pid_t gone = fork();
+    cr_assert(gone >= 0);
+    if (gone == 0)
+        _exit(0);
+    waitpid(gone, NULL, 0);
+    ents[0] = (struct proc_ent){.pid = gone, .start = ent.start, .comm = "gone"};
     struct sys_trace tr;
     struct chaos_err err = {0};
-    cr_assert(sys_trace_start(s, &ent, 1, 0, &tr, &err) == 0, "start: %s", err.msg);
+    cr_assert(sys_trace_start(s, ents, 1, 0, &tr, &err) < 0);
+    cr_assert(strstr(err.msg, "exited before it could be traced"), "%s", err.msg);
+    /* ... and the others are traced. */
+    ents[1] = ent;
+    cr_assert(sys_trace_start(s, ents, 2, 0, &tr, &err) == 0, "start: %s", err.msg);
     cr_assert(tr.threads == 1);
     cr_assert(sys_trace_tracer_of(c) == tr.tracer.pid);
     /* A second tracer is refused, and the first one keeps its tracee. */
