@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
+#include "demo_breaker.h"
 
 #define MAX_WORKERS 64
 #define MAX_RETRIES 10
@@ -47,6 +48,8 @@ struct config {
     int retries;
     long attempt_timeout_ms;
     const char *pidfile;
+    int breaker_failures; /* 0: no breakers */
+    long breaker_open_ms;
 };
 
 struct worker {
@@ -66,6 +69,7 @@ struct front {
     bool stopping;
     int sfd;
     int tfd;
+    struct demo_stats *stats; /* breakers and the /metrics counters */
 };
 
 static const char usage_text[] =
@@ -77,6 +81,7 @@ static const char usage_text[] =
     "                 on failure: 200 \"ok via worker P (attempt k)\" or\n"
     "                 503 \"all workers failed: <last error>\"\n"
     "  GET /healthz   200 \"ok\"\n"
+    "  GET /metrics   counters and breaker states, Prometheus text format\n"
     "\n"
     "options:\n"
     "  --port P               port of the front (default 8080)\n"
@@ -84,6 +89,10 @@ static const char usage_text[] =
     "  --worker-base-port B   workers listen on B, B+1, ... (default 8081)\n"
     "  --retries R            extra attempts after a failed one, 0-10 (default 2)\n"
     "  --attempt-timeout D    time limit of one attempt, e.g. 300ms, 1s (default 300ms)\n"
+    "  --breaker-failures N   open a worker's circuit breaker after N failed attempts\n"
+    "                         in a row, 0-100 (default 0: no breakers)\n"
+    "  --breaker-open D       how long an open breaker skips its worker before one\n"
+    "                         trial attempt (default 2s)\n"
     "  --pidfile F            write the front's PID to F while it runs\n"
     "  --help                 show this text\n"
     "\n"
@@ -155,7 +164,7 @@ static int parse_timeout(const char *s, long *out)
  * otherwise the exit code (0 after --help, 2 after a usage error). */
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
-    enum { O_PORT = 1, O_WORKERS, O_BASE, O_RETRIES, O_TIMEOUT, O_PIDFILE, O_HELP };
+    enum { O_PORT = 1, O_WORKERS, O_BASE, O_RETRIES, O_TIMEOUT, O_PIDFILE, O_BFAIL, O_BOPEN, O_HELP };
     static const struct option opts[] = {
         {"port", required_argument, NULL, O_PORT},
         {"workers", required_argument, NULL, O_WORKERS},
@@ -163,10 +172,12 @@ static int parse_args(int argc, char **argv, struct config *cfg)
         {"retries", required_argument, NULL, O_RETRIES},
         {"attempt-timeout", required_argument, NULL, O_TIMEOUT},
         {"pidfile", required_argument, NULL, O_PIDFILE},
+        {"breaker-failures", required_argument, NULL, O_BFAIL},
+        {"breaker-open", required_argument, NULL, O_BOPEN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    *cfg = (struct config){8080, 2, 8081, 2, 300, NULL};
+    *cfg = (struct config){8080, 2, 8081, 2, 300, NULL, 0, 2000};
     int c;
 
     opterr = 0;
@@ -194,6 +205,17 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             if (parse_timeout(optarg, &cfg->attempt_timeout_ms) < 0)
                 return usage_error("--attempt-timeout: '%s' is not a duration from 1ms to 60s "
                                    "with a unit (ms, s, m), e.g. 300ms",
+                                   optarg);
+            break;
+        case O_BFAIL:
+            if (parse_int(optarg, 0, 100, &cfg->breaker_failures) < 0)
+                return usage_error("--breaker-failures: '%s' is not a number from 0 to 100",
+                                   optarg);
+            break;
+        case O_BOPEN:
+            if (parse_timeout(optarg, &cfg->breaker_open_ms) < 0)
+                return usage_error("--breaker-open: '%s' is not a duration from 1ms to 60s "
+                                   "with a unit (ms, s, m), e.g. 2s",
                                    optarg);
             break;
         case O_PIDFILE:
@@ -541,15 +563,33 @@ static enum MHD_Result checkout(struct front *f, struct MHD_Connection *conn)
     char body[sizeof(err) + 64];
 
     for (int k = 0; k <= f->cfg.retries; k++) {
-        int port = f->cfg.worker_base_port +
-                   (int)((start + (unsigned int)k) % (unsigned int)f->cfg.workers);
-        if (attempt(f, port, err, sizeof(err)) == 0) {
+        int idx = (int)((start + (unsigned int)k) % (unsigned int)f->cfg.workers);
+        int port = f->cfg.worker_base_port + idx;
+        /* An open breaker costs the attempt nothing: the next worker is asked. */
+        if (!demo_breaker_allow(f->stats, idx, now_ms())) {
+            snprintf(err, sizeof(err), "worker %d: circuit breaker open", port);
+            continue;
+        }
+        int ok = attempt(f, port, err, sizeof(err)) == 0;
+        demo_breaker_record(f->stats, idx, ok, now_ms());
+        if (ok) {
+            demo_count_checkout(f->stats, true);
             snprintf(body, sizeof(body), "ok via worker %d (attempt %d)\n", port, k + 1);
             return reply(conn, MHD_HTTP_OK, body);
         }
     }
+    demo_count_checkout(f->stats, false);
     snprintf(body, sizeof(body), "all workers failed: %s\n", err);
     return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+}
+
+static enum MHD_Result metrics(struct front *f, struct MHD_Connection *conn)
+{
+    char page[16384];
+    size_t n = demo_metrics(f->stats, now_ms(), page, sizeof(page));
+    if (n >= sizeof(page))
+        return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics page too long\n");
+    return reply(conn, MHD_HTTP_OK, page);
 }
 
 /* GET requests carry no body, so we answer on the first call. */
@@ -563,6 +603,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return checkout(cls, conn);
     if (strcmp(url, "/healthz") == 0)
         return reply(conn, MHD_HTTP_OK, "ok\n");
+    if (strcmp(url, "/metrics") == 0)
+        return metrics(cls, conn);
     return reply(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
@@ -663,7 +705,9 @@ int main(int argc, char **argv)
     f.sfd = signalfd(-1, &set, SFD_CLOEXEC);
     f.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     f.workers = calloc((size_t)f.cfg.workers, sizeof(*f.workers));
-    if (f.sfd < 0 || f.tfd < 0 || f.workers == NULL) {
+    f.stats = demo_stats_new(f.cfg.workers, f.cfg.worker_base_port, f.cfg.breaker_failures,
+                             f.cfg.breaker_open_ms);
+    if (f.sfd < 0 || f.tfd < 0 || f.workers == NULL || f.stats == NULL) {
         perror("demo-front: setup");
         rc = 1;
     } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -674,6 +718,7 @@ int main(int argc, char **argv)
         curl_global_cleanup();
     }
     free(f.workers);
+    demo_stats_free(f.stats);
     if (f.sfd >= 0)
         close(f.sfd);
     if (f.tfd >= 0)

@@ -8,6 +8,10 @@
 #
 # Environment: DEMO_PORT (default 8080) and DEMO_WORKER_BASE_PORT (default
 # 8081) move the demo; the shipped demo scenarios probe port 8080.
+# DEMO_FRONT_ARGS: more demo-front options (e.g. "--breaker-failures 3").
+# DEMO_READY_CMD: a shell command run once the front serves, before chaos;
+# the demo counts as started only when it succeeds (run-verify.sh waits in it
+# for Prometheus's first scrape).
 # Own exit codes: 2 usage error, 4 the demo system could not be started.
 set -u
 
@@ -92,7 +96,7 @@ trap 'exit 143' TERM
 launcher=()
 command -v setsid >/dev/null && launcher=(setsid)
 "${launcher[@]}" "$front_bin" --port "$port" --workers "$workers" --worker-base-port "$wbase" \
-    --pidfile "$tmp/front.pid" &
+    --pidfile "$tmp/front.pid" ${DEMO_FRONT_ARGS:-} &
 front_pid=$!
 
 # Ready when /healthz answers and a first /checkout gets through a worker.
@@ -117,6 +121,10 @@ fi
 # The PID the front wrote itself, in case setsid had to fork.
 if [ -s "$tmp/front.pid" ]; then
     front_pid=$(cat "$tmp/front.pid")
+fi
+if [ -n "${DEMO_READY_CMD:-}" ] && ! bash -c "$DEMO_READY_CMD"; then
+    say "DEMO_READY_CMD failed: $DEMO_READY_CMD"
+    exit 4
 fi
 say "demo-front ready on 127.0.0.1:$port (pid $front_pid); running chaos"
 
