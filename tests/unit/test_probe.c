@@ -10,7 +10,7 @@ Test(probe_parse, kind_selection)
                 "probe: give exactly one of http, command");
     parse_fails("{\"grpc\": {}}", NULL,
                 "check 't': probe.grpc: not available in this version (available: http, "
-                "command, prometheus, prometheus_alert, alertmanager)");
+                "command, prometheus, prometheus_alert, alertmanager, workload)");
     parse_fails("{\"htpp\": {}}", NULL, "probe.htpp: unknown field; did you mean 'http'?");
     parse_fails("{\"http\": \"http://a\"}", NULL, "probe.http: must be an object, not a string");
     parse_fails("{\"command\": [\"true\"]}", NULL, "probe.command: must be an object");
