@@ -51,8 +51,16 @@ OWNED_PIDS+=("$SPID")
 wait_until 5 at_least ok "$T/sh.log" 3
 [[ $(count fail "$T/sh.log") == 0 ]] || fail "the loop fails before any fault: the test proves nothing"
 attach_scenario "$T/sh.json" "loop eio" "{\"name\": \"$LOOP\"}" 2s "$T/data"
-"$CHAOS" run "$T/sh.json" >"$T/sh.out" 2>&1 || fail "chaos run exited $?: $(cat "$T/sh.out")"
+"$CHAOS" run "$T/sh.json" --report-json "$T/sh.report.json" >"$T/sh.out" 2>&1 || fail "chaos run exited $?: $(cat "$T/sh.out")"
 cat "$T/sh.out"
+TRACER=$(sed -n 's/.*by tracer \([0-9]*\).*/\1/p' "$T/sh.out" | head -1)
+[[ -n $TRACER && ! -e /proc/$TRACER ]] || fail "the tracer '$TRACER' outlived the window"
+INJECTED=$(json_get "$T/sh.report.json" '[e["detail"] for e in r["faults"][0]["events"] if e["event"] == "reverted"][0]' |
+    sed -n 's/.*detached, \([0-9]*\) calls\{0,1\} injected.*/\1/p')
+[[ -n $INJECTED ]] || fail "the report does not say how many calls were injected"
+# Every injected call is one failed write the loop logged (the log is outside the prefix).
+all_logged() { (($(count fail "$T/sh.log") + $(count childfail "$T/sh.log") == INJECTED)); }
+wait_until 2 all_logged
 grep -q "traced [0-9]* process.*$SPID ($LOOP)" "$T/sh.out" || fail "chaos run did not say what it traced"
 FAILS=$(count fail "$T/sh.log")
 CHILDFAILS=$(count childfail "$T/sh.log")
@@ -67,7 +75,7 @@ wait_until 5 at_least ok "$T/sh.log" $((OKS + 5))
 [[ $(count childfail "$T/sh.log") == "$CHILDFAILS" ]] || fail "subshell writes still fail after the window"
 grep -q "^ok" <(sed -n '1,3p' "$T/sh.log") || fail "no ok before the window"
 kill -0 "$SPID" || fail "the loop died"
-ok "running shell loop: $FAILS writes (and $CHILDFAILS of forked subshells) failed with EIO in the window only; untraced after, still writing"
+ok "running shell loop: $FAILS writes (and $CHILDFAILS of forked subshells) failed with EIO in the window only, as many as the tracer injected ($INJECTED); untraced, no tracer left, still writing"
 
 # 2. A multithreaded python3: 4 threads write under $T/pydata every 50ms,
 #    and a new thread is started every 300ms; each logs its EIOs.
