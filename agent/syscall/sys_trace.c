@@ -276,8 +276,10 @@ static void detach_report(struct tracer *tr, pid_t tid, int st)
             set_reg(tid, offsetof(struct user_regs_struct, rax), t->ret);
     } else if (ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK) {
         unsigned long child = 0;
-        /* The child is ours too until its first stop, where it is let go. */
-        if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child > 0 && add(tr, (pid_t)child))
+        /* The child is ours too until its first stop, where it is let go;
+         * unless that stop came first and it is let go already. */
+        if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child > 0 &&
+            sys_trace_tracer_of((pid_t)child) == getpid() && add(tr, (pid_t)child))
             t = find(tr, tid);
     } else if (ev == 0) {
         pass = sig; /* a signal-delivery stop: deliver it */
