@@ -33,6 +33,8 @@
 #include "loop.h"
 
 struct backend_fault; /* one fault applied through a backend */
+struct fleet;
+struct fleet_agent;
 
 enum backend_event {
     BACKEND_APPLIED,       /* the fault is in place; detail says what it hit */
@@ -44,6 +46,10 @@ enum backend_event {
     BACKEND_REVERT_FAILED, /* the revert failed: the system may still carry it */
     BACKEND_ABORTED,       /* ended early by the backend (detail says why); a
                               lasting part was reverted */
+    BACKEND_ENDING,        /* the planned end: the revert starts now and its
+                              outcome comes later (a remote backend, whose
+                              revert is a round trip); checks of the fault's
+                              window close here, not when the answer comes */
 };
 
 typedef void (*backend_event_cb)(struct backend_fault *f, enum backend_event ev,
@@ -57,6 +63,10 @@ struct backend_options {
      * faults left by a crashed run). May be NULL. */
     void (*log)(const char *line, void *arg);
     void *log_arg;
+    /* Remote backends: who we are to the agents (the lease's controller id)
+     * and every agent a request may name. */
+    const char *controller_id;
+    const struct fleet *fleet;
 };
 
 /* One fault as the scenario gives it. */
@@ -65,6 +75,8 @@ struct backend_request {
     const struct fault_spec *spec; /* validated; outlives the backend fault */
     const json_t *json;            /* the fault's object as written (what a
                                       remote agent is sent); may be NULL */
+    const struct fleet_agent *const *agents; /* where it runs; n_agents 0: here */
+    size_t n_agents;
 };
 
 struct backend_ops {

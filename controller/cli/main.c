@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "engine.h"
+#include "fleet.h"
 #include "exit_codes.h"
 #include "outpath.h"
 #include "report.h"
@@ -233,6 +234,7 @@ static int cmd_run(int argc, char **argv)
         {0},
     };
     const char *json_path = NULL, *junit_path = NULL, *state_dir = runner_default_state_dir();
+    const char *inventory = NULL;
     bool dry_run = false, progress = true;
     int c;
     opterr = 0;
@@ -243,9 +245,7 @@ static int cmd_run(int argc, char **argv)
         case 'n': dry_run = true; break;
         case 's': state_dir = optarg; break;
         case 'p': progress = false; break;
-        case 'i':
-            return usage_error("run: --inventory %s: remote agents are not supported by this "
-                               "version yet; faults run on this machine", optarg);
+        case 'i': inventory = optarg; break;
         case 'h':
             fputs(usage_text, stdout);
             return CHAOS_EXIT_OK;
@@ -270,11 +270,24 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "chaos: %s\n", err.msg);
         return CHAOS_EXIT_USAGE;
     }
+    /* Which agent runs each fault is settled before anything starts. */
+    struct fleet inv = {0};
+    int bad = 0;
+    if (inventory && (bad = fleet_load_file(inventory, &inv, &err)) < 0)
+        fprintf(stderr, "chaos: --inventory: %s\n", err.msg);
+    else if ((bad = scenario_bind_fleet(s, inventory ? &inv : NULL, &err)) < 0)
+        fprintf(stderr, "chaos: %s: %s\n", file, err.msg);
+    if (bad < 0) {
+        fleet_clear(&inv);
+        scenario_free(s);
+        return CHAOS_EXIT_USAGE;
+    }
     char warning[512];
     if (scenario_warning(s, warning, sizeof warning))
         fprintf(stderr, "chaos: %s: warning: %s\n", file, warning);
     if (dry_run) {
         runner_print_plan(s, stdout);
+        fleet_clear(&inv);
         scenario_free(s);
         return CHAOS_EXIT_OK;
     }
@@ -284,17 +297,21 @@ static int cmd_run(int argc, char **argv)
         .state_dir = state_dir,
         .out = stdout,
         .live = progress && isatty(STDOUT_FILENO) && term && strcmp(term, "dumb") != 0,
+        .fleet = inventory ? &inv : NULL,
     };
     struct run_result *res = NULL;
     if (runner_run(s, &opt, &res, &err) < 0) {
         fprintf(stderr, "chaos: run could not start: %s\n", err.msg);
+        fleet_clear(&inv);
         scenario_free(s);
         return CHAOS_EXIT_ABORTED;
     }
     report_print_verdict(s, res, stdout);
     int rc = write_reports(s, res, json_path, junit_path);
     run_result_free(res);
+    /* After the reports: they name the agents of the faults. */
     scenario_free(s);
+    fleet_clear(&inv);
     return rc;
 }
 

@@ -110,6 +110,21 @@ static void iso8601(int64_t unix_ms, char *buf, size_t size)
     strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* "agent" as written and "agents", the names it was resolved to; both null
+ * for a fault injected on this machine. */
+static json_t *with_agents(const struct scenario_fault *f, json_t *o)
+{
+    json_t *names = f->n_agents ? json_array() : json_null();
+    for (size_t i = 0; names && i < f->n_agents; i++)
+        json_array_append_new(names, json_string(f->agents[i]->name));
+    if (!o || json_object_set_new(o, "agent", f->agent ? json_string(f->agent) : json_null()) < 0 ||
+        json_object_set_new(o, "agents", names) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 json_t *report_json(const struct scenario *s, const struct run_result *r)
 {
     char started[32];
@@ -118,7 +133,7 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
     for (size_t i = 0; i < r->n_faults; i++) {
         const struct fault_record *f = &r->faults[i];
         json_array_append_new(
-            faults, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:O, s:o, s:I}",
+            faults, with_agents(f->fault, json_pack("{s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:s, s:s, s:s, s:O, s:o, s:I}",
                               "name",
                               f->fault->name, "kind", f->fault->kind, "at_ms",
                               (json_int_t)f->fault->at_ms, "duration_ms",
@@ -127,7 +142,7 @@ json_t *report_json(const struct scenario *s, const struct run_result *r)
                               "ended_ms", ms_or_null(f->ended_ms), "outcome", fault_outcome(f),
                               "description", f->description, "error", f->error, "events",
                               f->events, "rounds", f->rounds ? json_incref(f->rounds) : json_array(), "rounds_failed",
-                              (json_int_t)f->n_rounds_failed));
+                              (json_int_t)f->n_rounds_failed)));
     }
     for (size_t i = 0; i < r->n_checks; i++) {
         const struct check_run *cr = &r->checks[i];

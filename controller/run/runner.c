@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "duration.h"
 #include "backend.h"
+#include "backend_remote.h"
 #include "exit_codes.h"
 #include "loop.h"
 #include "probe.h"
@@ -520,6 +521,10 @@ static void on_backend_event(struct backend_fault *bf, enum backend_event ev,
         fault_event(fr, ev == BACKEND_FINISHED ? "finished" : "reverted", detail);
         fault_ended(fr, ev);
         break;
+    case BACKEND_ENDING:
+        /* What the window saw after this saw the fault coming down. */
+        stop_during_checks(run, idx);
+        break;
     case BACKEND_REVERT_FAILED:
         snprintf(fr->error, sizeof fr->error, "%s", detail);
         fault_event(fr, "revert_failed", detail);
@@ -546,7 +551,8 @@ static void on_fault_due(struct loop *loop, void *arg)
     fr->planned_ms = rel_ms(run);
     struct chaos_err err = {0};
     const struct scenario_fault *f = fr->fault;
-    struct backend_request req = {.name = f->name, .spec = f->spec, .json = f->json};
+    struct backend_request req = {.name = f->name, .spec = f->spec, .json = f->json,
+                                  .agents = f->agents, .n_agents = f->n_agents};
     if (run->backend->apply(run->backend_ctx, &req, on_backend_event, fr, &fr->bf, &err) < 0) {
         fr->state = FAULT_APPLY_FAILED;
         fault_apply_failed(fr, err.msg);
@@ -805,7 +811,8 @@ static int open_run(struct run *run, sigset_t *old, struct chaos_err *err)
     /* Before the probes: the embedded backend forks its guard, which must
      * happen while this process has no other threads. */
     struct backend_options bopt = {.state_dir = run->opt->state_dir, .log = recovery_log,
-                                   .log_arg = run};
+                                   .log_arg = run, .controller_id = run->res->run_id,
+                                   .fleet = run->opt->fleet ? run->opt->fleet : &run->s->fleet};
     if ((r = run->backend->open(run->loop, &bopt, &run->backend_ctx, err)) < 0)
         return r;
     if (!(run->probes = probe_runner_new(run->loop, err)))
@@ -863,7 +870,10 @@ static void set_run_id(struct run_result *res)
 int runner_run(const struct scenario *s, const struct run_options *opt, struct run_result **out,
                struct chaos_err *err)
 {
-    struct run run = {.s = s, .opt = opt, .sigfd = -1, .backend = &backend_embedded};
+    /* Faults on agents go through the fleet backend; a scenario without any
+     * keeps the embedded engine alone, exactly as before. */
+    struct run run = {.s = s, .opt = opt, .sigfd = -1,
+                      .backend = s->remote ? &backend_fleet : &backend_embedded};
     int r = -ENOMEM;
     run.fault_timers = calloc(s->n_faults ? s->n_faults : 1, sizeof *run.fault_timers);
     if (!run.fault_timers) {

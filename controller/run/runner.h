@@ -84,6 +84,7 @@ struct run_options {
     bool live;             /* out is a terminal: keep a redrawn status line */
     int64_t watchdog_ms;   /* > 0: the watchdog's limit instead of runner_watchdog_ms()
                               (tests use it to force an overrun) */
+    const struct fleet *fleet; /* --inventory the scenario was bound to; NULL: its own */
 };
 
 /* The least time the watchdog ever gives a timeline past its plan. */

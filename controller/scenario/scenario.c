@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "duration.h"
 #include "fault_spec.h"
+#include "fleet.h"
 #include "jsonv.h"
 #include "probe.h"
 #include "util.h"
@@ -40,10 +41,10 @@
 static const char *const top_keys[] = {"version",      "name",         "description",
                                        "max_duration", "steady_state", "faults",
                                        "expect",       "abort_when",   "silences",
-                                       NULL};
+                                       "agents",       NULL};
 static const char *const fault_keys[] = {"name",   "kind",   "at",
                                          "duration", "target", "params",
-                                         "on_round_failure", NULL};
+                                         "on_round_failure", "agent", NULL};
 static const char *const check_keys[] = {"name",   "probe", "every",  "for",
                                          "during", "after", "expect", NULL};
 /* Conditions on all samples of a window; latency ones in enum latency_stat order. */
@@ -185,6 +186,8 @@ int scenario_fault_index(const struct scenario *s, const char *name)
 
 static void fault_clear(struct scenario_fault *f)
 {
+    free(f->agent);
+    free(f->agents);
     free(f->name);
     free(f->kind);
     json_decref(f->json);
@@ -198,12 +201,18 @@ static int parse_fault_fields(struct scenario *s, const json_t *j, const char *c
                               struct scenario_fault *f, bool *prefixed, struct chaos_err *err)
 {
     int r;
-    if (json_object_get(j, "agent"))
-        return chaos_err_set(err, EINVAL,
-                             "agent: remote agents are not supported by this version yet; omit "
-                             "\"agent\" and the fault is injected on this machine (in-process)");
     if ((r = jv_only_keys(j, "", fault_keys, err)) < 0)
         return r;
+    const char *agent = NULL;
+    if ((r = jv_string(j, "", "agent", false, &agent, err)) < 0)
+        return r;
+    if (agent) {
+        struct chaos_err e = {0};
+        if (fleet_check_selector(agent, &e) < 0)
+            return chaos_err_set(err, EINVAL, "agent: %s", e.msg);
+        if (!(f->agent = strdup(agent)))
+            return chaos_err_set(err, ENOMEM, "out of memory");
+    }
 
     const char *kind = NULL;
     if ((r = jv_string(j, "", "kind", true, &kind, err)) < 0)
@@ -659,11 +668,10 @@ static int parse_root(struct scenario *s, const json_t *root, struct chaos_err *
     int r;
     if ((r = jv_expect_object(root, "", err)) < 0)
         return r;
-    if (json_object_get(root, "agents"))
-        return chaos_err_set(err, EINVAL,
-                             "agents: remote agents are not supported by this version yet; omit "
-                             "\"agents\" and the faults are injected on this machine (in-process)");
     if ((r = jv_only_keys(root, "", top_keys, err)) < 0)
+        return r;
+    if (json_object_get(root, "agents") &&
+        (r = fleet_parse(json_object_get(root, "agents"), "agents", &s->fleet, err)) < 0)
         return r;
 
     long long version = 0;
@@ -721,7 +729,11 @@ static int parse_root(struct scenario *s, const json_t *root, struct chaos_err *
         return r;
     if ((r = parse_checks(s, SECTION_ABORT, abort_when, &s->abort_when, &s->n_abort, err)) < 0)
         return r;
-    return scenario_parse_silences(s, root, err);
+    if ((r = scenario_parse_silences(s, root, err)) < 0)
+        return r;
+    /* With agents of its own, every fault's agent must be one of them now;
+     * without, an --inventory decides at run time. */
+    return s->fleet.n ? scenario_bind_fleet(s, NULL, err) : 0;
 }
 
 int scenario_parse(const json_t *root, const char *path, struct scenario **out,
@@ -761,6 +773,7 @@ void scenario_free(struct scenario *s)
     checks_free(s->expect, s->n_expect);
     checks_free(s->abort_when, s->n_abort);
     scenario_silences_free(s);
+    fleet_clear(&s->fleet);
     free(s->path);
     free(s->name);
     free(s->description);

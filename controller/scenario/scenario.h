@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "chaos_err.h"
+#include "fleet.h"
 
 struct probe;
 struct fault_spec;
@@ -58,6 +59,9 @@ struct scenario_fault {
     json_t *json;               /* the fault's object as written (a reference): what
                                    a remote backend sends its agent */
     struct fault_spec *spec;
+    char *agent;                /* "node1" or "role=db": where it runs; NULL: here */
+    const struct fleet_agent **agents; /* agent resolved (scenario_bind_fleet) */
+    size_t n_agents;
 };
 
 /* An Alertmanager silence the run creates before its faults and removes at
@@ -79,6 +83,8 @@ struct scenario {
     struct check *expect;  size_t n_expect;
     struct check *abort_when; size_t n_abort;
     struct scenario_silence *silences; size_t n_silences;
+    struct fleet fleet;         /* the scenario's own "agents" (n == 0: none) */
+    bool remote;                /* some fault runs on an agent (after scenario_bind_fleet) */
 };
 
 /* Reads and validates the file at path. Errors start with the path. */
@@ -105,6 +111,13 @@ bool scenario_warning(const struct scenario *s, char *buf, size_t size);
 int scenario_parse_silences(struct scenario *s, const json_t *root, struct chaos_err *err)
     __attribute__((warn_unused_result));
 void scenario_silences_free(struct scenario *s);
+
+/* Resolves every fault's "agent" against inventory (from --inventory; may
+ * be NULL), or else the scenario's own "agents". Errors name the fault:
+ * an agent that no inventory has, a selector matching none, an inventory
+ * given twice. 0 or -EINVAL / -ENOMEM. */
+int scenario_bind_fleet(struct scenario *s, const struct fleet *inventory, struct chaos_err *err)
+    __attribute__((warn_unused_result));
 
 /* Index of the fault called name, or -1. */
 int scenario_fault_index(const struct scenario *s, const char *name);

@@ -26,6 +26,7 @@ declare -A SCHEMA_BLIND=(
     [duplicate-fault-names]="names must be unique: JSON Schema cannot compare array items' fields"
     [duplicate-check-names]="names must be unique across three arrays"
     [during-unknown-fault]="during must name a fault of the scenario: a cross reference"
+    [fault-agent-unknown]="a fault's agent must name one of the scenario's agents: a cross reference"
     [during-one-shot-kill]="during needs a fault active for a window: depends on the named fault's params"
     [fault-exceeds-max-duration]="at + every x count against max_duration: arithmetic across fields"
     [fault-exceeds-default-max-duration]="at + duration against the default max_duration: arithmetic"
