@@ -261,41 +261,21 @@ static void sys_free_state(void *state)
 
 /* ---- the ops ---- */
 
-static int sys_apply(const struct fault_env *env, const void *spec, void **state,
-                     int64_t *next_step_ms, struct chaos_err *err)
+/* (a): journal, start the supervisor and its workload, journal again. */
+static int command_apply(const struct fault_env *env, const struct sys_spec *s,
+                         struct sys_state *st, struct chaos_err *err)
 {
-    (void)next_step_ms;
-    const struct sys_spec *s = spec;
-    struct sys_state *st = calloc(1, sizeof *st);
-    if (!st)
-        return chaos_err_set(err, ENOMEM, "out of memory");
-    sys_spec_plan(s, st->plan, sizeof st->plan);
-    st->n_nr = s->n_nr;
-    st->trace.fd = -1;
-    if (s->running) {
-        int r = attach_apply(env, s, st, err);
-        if (r < 0) {
-            sys_free_state(st);
-            return r;
-        }
-        *state = st;
-        return 0;
-    }
     out_dir_of(env, s, st->out_dir, sizeof st->out_dir);
     /* Journal first: the supervisor ends its window by itself at the
      * deadline, so the record only lets a recovery end it early. */
     _cleanup_json_ json_t *undo = json_pack("{s:s}", "output_dir", st->out_dir);
     int r = undo ? fault_journal_undo(env, undo, err) : chaos_err_set(err, ENOMEM, "out of memory");
-    if (r < 0) {
-        free(st);
+    if (r < 0)
         return r;
-    }
     pid_t sp, wp;
     r = sys_super_start(s, st->out_dir, env->deadline_ms, &sp, &wp, err);
-    if (r < 0) {
-        free(st);
+    if (r < 0)
         return r;
-    }
     char pstate;
     if (proc_target_stat(sp, &st->super, &pstate) < 0) {
         /* It is gone already (the workload ended at once): nothing to end. */
@@ -310,7 +290,24 @@ static int sys_apply(const struct fault_env *env, const void *spec, void **state
         struct chaos_err e2 = {0};
         if (st->super.pid)
             IGNORE_RESULT(end_window(st->super.pid, st->super.start, &e2));
-        free(st);
+    }
+    return r;
+}
+
+static int sys_apply(const struct fault_env *env, const void *spec, void **state,
+                     int64_t *next_step_ms, struct chaos_err *err)
+{
+    (void)next_step_ms;
+    const struct sys_spec *s = spec;
+    struct sys_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return chaos_err_set(err, ENOMEM, "out of memory");
+    sys_spec_plan(s, st->plan, sizeof st->plan);
+    st->n_nr = s->n_nr;
+    st->trace.fd = -1;
+    int r = s->running ? attach_apply(env, s, st, err) : command_apply(env, s, st, err);
+    if (r < 0) {
+        sys_free_state(st);
         return r;
     }
     *state = st;
