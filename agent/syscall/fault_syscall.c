@@ -151,8 +151,8 @@ static int attach_journal(const struct fault_env *env, const struct sys_state *s
     return fault_journal_undo(env, undo, err);
 }
 
-static int attach_apply(const struct fault_env *env, const struct sys_spec *s,
-                        struct sys_state *st, struct chaos_err *err)
+static int attach_apply(const struct fault_env *env, const struct sys_spec *s, struct sys_state *st,
+                        struct chaos_err *err)
 {
     int r = attach_targets(env, s, st, err);
     if (r < 0 || (r = attach_journal(env, st, err)) < 0)

@@ -160,8 +160,8 @@ static int check_untraced(pid_t tracer, const struct proc_ent *targets, size_t n
     int64_t end = mono_ms() + wait_ms;
     for (size_t i = 0; i < n; i++) {
         struct proc_ent now;
-        while (proc_target_stat(targets[i].pid, &now, NULL) == 0 &&
-               now.start == targets[i].start && sys_trace_tracer_of(targets[i].pid) == tracer) {
+        while (proc_target_stat(targets[i].pid, &now, NULL) == 0 && now.start == targets[i].start &&
+               sys_trace_tracer_of(targets[i].pid) == tracer) {
             if (mono_ms() >= end)
                 return chaos_err_set(err, EBUSY, "pid %d (%s) is still traced by pid %d",
                                      (int)targets[i].pid, targets[i].comm, (int)tracer);

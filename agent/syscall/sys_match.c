@@ -89,8 +89,7 @@ bool sys_args_match(const struct sys_spec *s, pid_t tid, int nr, const unsigned 
         unsigned long long len = args[len_idx];
         if (args[idx] == 0 || len < sizeof sin)
             return false; /* not IPv4 (a unix socket, say): never ours */
-        struct iovec l = {&sin, sizeof sin},
-                     r = {(void *)(uintptr_t)args[idx], sizeof sin};
+        struct iovec l = {&sin, sizeof sin}, r = {(void *)(uintptr_t)args[idx], sizeof sin};
         if (process_vm_readv(tid, &l, 1, &r, 1, 0) != (ssize_t)sizeof sin ||
             sin.sin_family != AF_INET)
             return false;
@@ -112,4 +111,3 @@ bool sys_call_selected(const struct sys_spec *s, int nr)
             return true;
     return false;
 }
-

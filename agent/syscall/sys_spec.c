@@ -476,8 +476,8 @@ static void sys_spec_freep(struct sys_spec **s)
 }
 
 /* The action and the counters, in the scenario's words (not strace's). */
-static int parse_action(struct sys_spec *s, const json_t *params, const char *pctx,
-                        const char *ctx, struct chaos_err *err)
+static int parse_action(struct sys_spec *s, const json_t *params, const char *pctx, const char *ctx,
+                        struct chaos_err *err)
 {
     int r;
     const json_t *arr;
@@ -501,8 +501,7 @@ static int parse_action(struct sys_spec *s, const json_t *params, const char *pc
     if (en && (r = parse_errno(en, ctx, "params.errno", &s->err_no, err)) < 0)
         return r;
     if (json_object_get(params, "retval")) {
-        if ((r = jv_int(params, pctx, "retval", false, LLONG_MIN, LLONG_MAX, &s->retval, err)) <
-            0)
+        if ((r = jv_int(params, pctx, "retval", false, LLONG_MIN, LLONG_MAX, &s->retval, err)) < 0)
             return r;
         s->has_retval = true;
     }

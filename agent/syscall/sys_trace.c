@@ -39,7 +39,7 @@
 
 struct tracee {
     pid_t tid;
-    bool fix;       /* at the syscall exit: set the return value to ret */
+    bool fix; /* at the syscall exit: set the return value to ret */
     long long ret;
     bool held;      /* stopped at a syscall entry until due_us */
     int64_t due_us; /* CLOCK_MONOTONIC */
@@ -188,8 +188,7 @@ static void on_report(struct tracer *tr, pid_t tid, int st)
             resume(t, 0);
     } else if (ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK) {
         unsigned long child = 0;
-        if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child > 0 &&
-            !add(tr, (pid_t)child))
+        if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child > 0 && !add(tr, (pid_t)child))
             IGNORE_RESULT(ptrace(PTRACE_DETACH, (pid_t)child, 0, 0));
         resume(find(tr, tid), 0); /* add() may have moved the array */
     } else if (ev) {
@@ -270,8 +269,7 @@ static void detach_report(struct tracer *tr, pid_t tid, int st)
     if (sig == (SIGTRAP | 0x80)) {
         struct __ptrace_syscall_info info;
         memset(&info, 0, sizeof info);
-        if (t && t->fix &&
-            ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof info, &info) > 0 &&
+        if (t && t->fix && ptrace(PTRACE_GET_SYSCALL_INFO, tid, (void *)sizeof info, &info) > 0 &&
             info.op == PTRACE_SYSCALL_INFO_EXIT)
             set_reg(tid, offsetof(struct user_regs_struct, rax), t->ret);
     } else if (ev == PTRACE_EVENT_CLONE || ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK) {
