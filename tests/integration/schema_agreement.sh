@@ -39,6 +39,10 @@ declare -A SCHEMA_BLIND=(
     [http-head-with-body-check]="probe.http.method against the check's expect keys: across objects"
     [cgroup-root-target]="whether a path is a cgroup root is a fact of the machine, not of the text"
     [whole-window-of-one-shot-faults]="whether any fault lasts depends on every fault's params"
+    [workload-unknown-fault]="a workload probe's fault must name a fault of the scenario: a cross reference"
+    [workload-of-process-fault]="the named fault must be a syscall fault: a cross reference"
+    [workload-of-running-process]="the named fault must launch a command: a cross reference"
+    [workload-no-output-dir]="the named fault must have an output_dir: a cross reference"
 )
 
 failures=0
