@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.bash"
 
 command -v prometheus-alertmanager >/dev/null || fail "prometheus-alertmanager is not installed (dev.sh installs it)"
 
-base=$((20000 + ($$ * 11) % 20000))
+base=$(free_ports 2)
 AM=$base
 DEAD=$((base + 1)) # nothing listens there
 

@@ -73,3 +73,29 @@ pause_scenario() {
 }
 JSON
 }
+
+# free_ports N: the first of N consecutive TCP ports on 127.0.0.1 that are
+# free now (the tests start servers there), from a random start.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 60000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+        print(base)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+else:
+    sys.exit("no free ports")
+PY
+}

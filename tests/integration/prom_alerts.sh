@@ -23,7 +23,7 @@ for b in prometheus prometheus-alertmanager python3; do
     command -v "$b" >/dev/null || fail "$b is not installed (dev.sh installs it)"
 done
 
-base=$((20000 + ($$ * 7) % 20000))
+base=$(free_ports 4)
 SVC=$base PROM=$((base + 1)) AM=$((base + 2)) AMC=$((base + 3))
 
 start_victim ct-pw-$$

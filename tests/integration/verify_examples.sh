@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.bash"
 for b in prometheus prometheus-alertmanager curl; do
     command -v "$b" >/dev/null || fail "$b is not installed (dev.sh installs it)"
 done
-base=$((20000 + ($$ * 13) % 20000))
+base=$(free_ports 5)
 export DEMO_PORT=$base DEMO_WORKER_BASE_PORT=$((base + 1)) PROM_PORT=$((base + 3)) AM_PORT=$((base + 4))
 
 run_example() { # NAME: rc in $rc, report in $T/NAME.report.json
