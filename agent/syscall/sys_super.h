@@ -15,7 +15,8 @@
 
 /* Files in the output folder. "status" appears when the workload has ended:
  * "exited N" or "killed by signal N". "injected" holds the count of
- * injected calls, rewritten as it changes. */
+ * injected calls: at most 100 ms behind during the window, exact once the
+ * window is over and when the workload has ended. */
 #define SYS_OUT_STDOUT "stdout"
 #define SYS_OUT_STDERR "stderr"
 #define SYS_OUT_STATUS "status"
