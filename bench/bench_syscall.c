@@ -3,7 +3,7 @@
  *
  * usage: bench_syscall [rounds = 7] [N calls per run = 20000] [folder = /tmp]
  * The scratch folder (the file opened, the fault's output_dir where the
- * supervisor rewrites "injected" after every injected call) goes under
+ * supervisor rewrites "injected", at most every 100 ms) goes under
  * folder: compare /tmp with /dev/shm.
  *
  * The workload is syscall_loop (built beside this file, static): it times N
