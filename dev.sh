@@ -50,12 +50,13 @@ demo)
 test)
     install_missing "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     build build -DCHAOS_WERROR=ON
-    # -j: the VM suites run beside the host tests (tests/CMakeLists.txt keeps
-    # the host tests one at a time with a lock).
-    (cd build && ctest --output-on-failure -j"$(nproc)")
+    # -j: two VM lanes run beside the host tests (tests/CMakeLists.txt keeps
+    # the host tests one at a time, and each lane's guests, with locks).
+    jobs=$(($(nproc) + 1))
+    (cd build && ctest --output-on-failure -j"$jobs")
     # The same suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
     build build-asan -DCHAOS_WERROR=ON -DCHAOS_SANITIZE=ON
-    (cd build-asan && ctest --output-on-failure -j"$(nproc)")
+    (cd build-asan && ctest --output-on-failure -j"$jobs")
     ;;
 *)
     echo "usage: ./dev.sh demo | ./dev.sh test" >&2
