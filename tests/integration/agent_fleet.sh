@@ -15,7 +15,9 @@
 #   6. the controller SIGKILLed: every agent reverts by lease;
 #   7. the link to an agent cut: the run stops, the agent reverts by lease;
 #   8. POST /v1/halt on an agent mid-run: the run stops (exit 3, "halted").
-# After each case every victim runs and no agent holds a live fault.
+# After each case every victim runs, no agent holds a live fault, and each
+# node's qdiscs and filters, the victims' states and their seccomp and tracer
+# fields are as before the first case (fleet_state).
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/agent_lib.bash"
 
@@ -121,9 +123,25 @@ run() { # NAME SCENARIO INVENTORY: rc in $rc, output in $T/NAME.out
     "$CHAOS" run "$2" --inventory "$3" --no-progress --report-json "$T/$1.report.json" >"$T/$1.out" 2>&1 || rc=$?
     cat "$T/$1.out"
 }
+# What must be the same after every case as before the first: each node's
+# qdiscs and filters, the victims' states, and no seccomp filter or tracer
+# on them (nor a tracer process of ours anywhere).
+fleet_state() {
+    local i v
+    for i in "${NODES[@]}"; do
+        echo "node $i: $(ip netns exec "$(node_ns "$i")" tc -j qdisc show) $(ip netns exec "$(node_ns "$i")" tc -j filter show dev eth0)"
+    done
+    for v in "$V1" "$V2" "$VS"; do
+        echo "victim $v: $(grep -E '^(State|Seccomp|TracerPid):' "/proc/$v/status" | tr -s '\t\n' '  ')"
+    done
+    echo "tracers: $(pgrep -x chaos-tracer | wc -l)"
+}
+same_state() { [[ $(fleet_state) == "$BEFORE" ]]; }
+BEFORE=$(fleet_state)
 after_case() { # WHAT
     wait_until 5 all_running
     wait_until 5 no_live_faults
+    wait_until 5 same_state || fail "$1: the fleet's state changed: before: $BEFORE after: $(fleet_state)"
     ok "$1"
 }
 
