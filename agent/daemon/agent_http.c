@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ struct agent_http {
     struct MHD_Daemon *mhd;
     int epoll_fd;
     uint64_t timer;
+    unsigned idle_zero_runs; /* runs in a row MHD asked for at once, see drive */
     bool failed;
 };
 
@@ -142,7 +144,35 @@ static void on_timer(struct loop *loop, void *arg)
 
 static void on_ready(struct loop *loop, int fd, uint32_t events, void *arg)
 {
-    drive((struct agent_http *)arg);
+    struct agent_http *h = arg;
+    h->idle_zero_runs = 0;
+    drive(h);
+}
+
+/* Whether MHD's epoll set has a socket ready (poll does not consume the
+ * events, MHD_run still sees them). */
+static bool sockets_ready(int epoll_fd)
+{
+    struct pollfd p = {.fd = epoll_fd, .events = POLLIN};
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* How long to wait when MHD asks to be run again at once (timeout 0).
+ * libmicrohttpd 0.9.75 (Debian 12) keeps asking for as long as a TLS
+ * handshake waits for the client's next flight: one client that sends its
+ * ClientHello and stops would pin a core (9000 runs a second, each an
+ * EAGAIN). A few immediate runs finish whatever MHD really holds; after
+ * them, and while no socket is ready, it is run every 20 ms until a socket
+ * wakes it or its connection timeout drops the stalled client. */
+#define ZERO_RUNS_AT_ONCE 4
+#define STALLED_RUN_MS 20
+static int64_t zero_timeout_ms(struct agent_http *h)
+{
+    if (h->idle_zero_runs < ZERO_RUNS_AT_ONCE) {
+        h->idle_zero_runs++;
+        return 0;
+    }
+    return sockets_ready(h->epoll_fd) ? 0 : STALLED_RUN_MS;
 }
 
 /* Lets MHD do what is ready, then arms a timer for its next timeout
@@ -160,6 +190,10 @@ static void drive(struct agent_http *h)
     }
     if (MHD_get_timeout(h->mhd, &t) == MHD_YES) {
         int64_t ms = t > 60000 ? 60000 : (int64_t)t;
+        if (ms == 0)
+            ms = zero_timeout_ms(h);
+        else
+            h->idle_zero_runs = 0;
         h->timer = loop_add_timer(h->loop, loop_now_ms() + ms, on_timer, h);
         /* Without the timer an idle connection lingers until the next request
          * wakes MHD; no fault depends on it. */

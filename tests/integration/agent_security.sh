@@ -135,3 +135,37 @@ CODE=$(curl -s -o "$T/body" -w '%{http_code}' --cacert "$T/ca.pem" -H "Authoriza
 if curl -s -o /dev/null "https://127.0.0.1:$PORT/healthz"; then fail "https without the CA succeeded"; fi
 if curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; then fail "plain http on the TLS port succeeded"; fi
 ok "TLS: verified with the test CA, refused without it"
+
+# A client that sends its ClientHello and then stalls must not pin the agent:
+# libmicrohttpd 0.9.75 asks to be run again at once for as long as such a
+# handshake waits (agent_http.c, zero_timeout_ms); unchecked, the agent spun
+# at 100% of a core (~100 ticks a second) until the connection timed out.
+python3 - "$PORT" "$T/stalled" <<'PY' &
+import socket, ssl, sys, time
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inb, outb, server_side=False)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+raw.sendall(outb.read())  # the ClientHello; the server's reply is never read
+open(sys.argv[2], "w").close()
+time.sleep(5)
+PY
+STALLER=$!
+OWNED_PIDS+=("$STALLER")
+wait_until 5 test -e "$T/stalled"
+sleep 0.5 # the server's flight has gone out; the handshake now waits
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$APID/stat"; }
+c0=$(cpu_ticks)
+sleep 2
+c1=$(cpu_ticks)
+((c1 - c0 < 40)) || fail "a stalled TLS handshake made the agent burn $((c1 - c0)) CPU ticks in 2 s"
+code=$(curl -s --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}' "https://127.0.0.1:$PORT/healthz")
+[[ $code == 200 ]] || fail "healthz during a stalled handshake: $code"
+kill "$STALLER" 2>/dev/null || true
+ok "a stalled TLS handshake: the agent idles ($((c1 - c0)) ticks in 2 s) and still serves"
