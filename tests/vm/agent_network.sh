@@ -156,7 +156,8 @@ api POST /v1/halt
 restored || fail "halt: the node's tc state is not as before: $(state)"
 api POST /v1/faults "$(fault_body 5s)"
 REFUSED=$CODE
-[[ $REFUSED != 201 ]] || fail "a fault was applied while halted"
+[[ $REFUSED == 409 ]] && grep -q "until DELETE /v1/halt" "$T/body" ||
+    fail "a fault while halted: $REFUSED $(cat "$T/body"), wanted 409 naming DELETE /v1/halt"
 restored || fail "a refused fault changed tc state: $(state)"
 api DELETE /v1/halt
 [[ $CODE == 200 ]] || fail "clear halt: $CODE $(cat "$T/body")"
